@@ -1,0 +1,770 @@
+"""Typed models of the whole stack configuration, and the offline config check.
+
+Every key is validated, unknown keys are rejected, and every problem is reported with the key
+path as the user types it with ``pulumi config set --path`` (``caches.gcc12.size``), what is
+wrong, and an example of a right value. Run the check without a cluster or the Pulumi engine::
+
+    python -m components.config Pulumi.dev.yaml
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal, Self
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from components import constants as c
+
+__all__ = [
+    "SECRET_FIELD_ALIASES",
+    "ArcControllerConfig",
+    "CacheConfig",
+    "CacheMount",
+    "ChartRef",
+    "ClusterConfig",
+    "ConfigError",
+    "ConfigProblem",
+    "GithubAppCredentials",
+    "GithubConfig",
+    "GithubCredentials",
+    "ImagesConfig",
+    "ImportedDataset",
+    "NodePreparation",
+    "PodSecurityConfig",
+    "Resources",
+    "ScaleSetConfig",
+    "SecretValue",
+    "SshHost",
+    "StackConfig",
+    "StorageConfig",
+    "WorkVolume",
+    "load_stack_file",
+    "main",
+    "parse_duration",
+    "parse_quantity",
+    "validate_config",
+]
+
+# --- Scalar types --------------------------------------------------------------------------
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_QUANTITY = re.compile(r"^(?P<num>[0-9]+(\.[0-9]+)?)(?P<unit>Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
+_UNITS: Final = {
+    None: 1,
+    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+}  # fmt: skip
+_DURATION = re.compile(r"^(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
+_RECORDSIZE = re.compile(r"^(4|8|16|32|64|128|256|512)k$|^1M$")
+
+
+def parse_quantity(value: str) -> int:
+    """Return the number of bytes of a Kubernetes storage quantity such as ``200Gi``."""
+    match = _QUANTITY.match(value)
+    if match is None:
+        raise ValueError(value)
+    return int(float(match["num"]) * _UNITS[match["unit"]])
+
+
+def parse_duration(value: str) -> timedelta:
+    """Parse a duration such as ``90s``, ``15m``, ``1h30m`` or ``7d``."""
+    match = _DURATION.match(value)
+    if not value or match is None:
+        raise ValueError(value)
+    return timedelta(
+        days=int(match["d"] or 0),
+        hours=int(match["h"] or 0),
+        minutes=int(match["m"] or 0),
+        seconds=int(match["s"] or 0),
+    )
+
+
+def _dns_label(value: str) -> str:
+    if len(value) > 40 or not _DNS_LABEL.match(value):
+        raise PydanticCustomError(
+            "dns_label",
+            "'{value}' is not a valid name: use at most 40 lower-case letters, digits and '-', "
+            "starting and ending with a letter or digit (e.g. gcc12-main)",
+            {"value": value},
+        )
+    return value
+
+
+def _quantity(value: str) -> str:
+    try:
+        if parse_quantity(value) <= 0:
+            raise ValueError(value)
+    except ValueError:
+        raise PydanticCustomError(
+            "quantity",
+            "'{value}' is not a Kubernetes quantity: use a number with a unit, e.g. 200Gi",
+            {"value": value},
+        ) from None
+    return value
+
+
+def _duration(value: str | timedelta) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    try:
+        parsed = parse_duration(value)
+    except ValueError:
+        raise PydanticCustomError(
+            "duration",
+            "'{value}' is not a duration: use units d, h, m, s such as 15m, 1h30m or 7d",
+            {"value": value},
+        ) from None
+    if parsed <= timedelta(0):
+        raise PydanticCustomError("duration", "must be longer than zero, e.g. 15m", {})
+    return parsed
+
+
+def _absolute_path(value: str) -> str:
+    if not value.startswith("/") or value.rstrip("/") in ("", "/home/runner/_work"):
+        raise PydanticCustomError(
+            "mount_path",
+            "'{value}' is not a usable mount path: use an absolute directory such as /CONAN_HOME",
+            {"value": value},
+        )
+    return value.rstrip("/")
+
+
+def _pinned_image(value: str) -> str:
+    name, _, digest = value.partition("@")
+    tag = name.rsplit("/", 1)[-1].partition(":")[2]
+    if digest:
+        if not digest.startswith("sha256:"):
+            raise PydanticCustomError(
+                "image", "'{value}' has a malformed digest: use @sha256:<64 hex>", {"value": value}
+            )
+        return value
+    if not tag or tag == "latest":
+        raise PydanticCustomError(
+            "image",
+            "'{value}' is not pinned: give a version tag or a digest, e.g. "
+            "ghcr.io/actions/actions-runner:2.324.0",
+            {"value": value},
+        )
+    return value
+
+
+DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+Quantity = Annotated[str, AfterValidator(_quantity)]
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_duration),
+    PlainSerializer(lambda d: f"{int(d.total_seconds())}s", return_type=str),
+]
+MountPath = Annotated[str, AfterValidator(_absolute_path)]
+PinnedImage = Annotated[str, AfterValidator(_pinned_image)]
+
+
+@dataclass(frozen=True, slots=True)
+class SecretValue:
+    """A config value stored encrypted in the stack file.
+
+    ``value`` is the plaintext when the Pulumi engine decrypted it, or ``None`` in the offline
+    config check, which never decrypts. The plaintext never appears in ``repr``.
+    """
+
+    value: str | None
+
+    def __repr__(self) -> str:
+        return "SecretValue(***)"
+
+    def __str__(self) -> str:
+        return "***"
+
+
+def _secret(value: object) -> SecretValue:
+    if isinstance(value, SecretValue):
+        return value
+    if isinstance(value, Mapping) and set(value) == {"secure"}:
+        return SecretValue(None)
+    raise PydanticCustomError(
+        "plain_secret",
+        "is stored in plain text; store it encrypted with "
+        "`pulumi config set --secret --path {path} <value>`",
+        {"path": "{path}"},
+    )
+
+
+Secret = Annotated[
+    SecretValue,
+    BeforeValidator(_secret),
+    PlainSerializer(lambda _: "***", return_type=str),
+]
+
+#: Aliases of the fields that hold secrets (a test checks this against the models).
+SECRET_FIELD_ALIASES: Final = frozenset({"token", "privateKey"})
+
+
+class _Model(BaseModel):
+    """Base of every config model: camelCase keys, unknown keys rejected, immutable."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        frozen=True,
+        arbitrary_types_allowed=True,
+    )
+
+
+# --- Shared pieces -------------------------------------------------------------------------
+
+
+class ChartRef(_Model):
+    """Where a Helm chart comes from: OCI reference, repository URL plus name, or local path."""
+
+    chart: str = Field(
+        examples=["oci://ghcr.io/actions/actions-runner-controller-charts/gha-runner-scale-set"]
+    )
+    version: str | None = Field(default=None, examples=["0.14.2"])
+    repo: str | None = Field(default=None, examples=["https://openebs.github.io/zfs-localpv"])
+
+    @property
+    def is_local(self) -> bool:
+        """True when the chart is a directory or archive on disk."""
+        return self.repo is None and not self.chart.startswith("oci://")
+
+    @model_validator(mode="after")
+    def _pinned(self) -> Self:
+        if not self.is_local and (self.version is None or self.version in ("", "latest")):
+            raise PydanticCustomError(
+                "chart_version",
+                "remote chart {chart!r} needs a pinned `version`, e.g. 0.14.2",
+                {"chart": self.chart},
+            )
+        return self
+
+
+class Resources(_Model):
+    """Container resource requests and limits, as in a PodSpec."""
+
+    requests: dict[Literal["cpu", "memory", "ephemeral-storage"], Quantity] = Field(
+        default_factory=dict, examples=[{"cpu": "2", "memory": "4Gi"}]
+    )
+    limits: dict[Literal["cpu", "memory", "ephemeral-storage"], Quantity] = Field(
+        default_factory=dict, examples=[{"memory": "8Gi"}]
+    )
+
+
+# --- Top-level sections --------------------------------------------------------------------
+
+
+class ClusterConfig(_Model):
+    """Which cluster the explicit Kubernetes provider targets."""
+
+    kubeconfig: str | None = Field(default=None, examples=["~/.kube/config"])
+    context: str | None = Field(default=None, examples=["prod-admin@ci-cluster"])
+
+
+class ImagesConfig(_Model):
+    """Image registry mirror and pull secrets used by every chart."""
+
+    registry: str | None = Field(default=None, examples=["registry.example.com/mirror"])
+    pull_secrets: list[DnsLabel] = Field(default_factory=list, examples=[["mirror-pull"]])
+
+
+class SshHost(_Model):
+    """How to reach one node over SSH to prepare its ZFS pool."""
+
+    host: str = Field(examples=["10.0.0.11"])
+    user: str = Field(default="root", examples=["root"])
+    port: int = Field(default=22, ge=1, le=65535, examples=[22])
+    devices: list[str] = Field(min_length=1, examples=[["/dev/nvme1n1"]])
+
+
+class NodePreparation(_Model):
+    """Optional creation of the zpool on each node with pulumi-command over SSH."""
+
+    hosts: dict[str, SshHost] = Field(min_length=1)
+    private_key: Secret = Field(examples=["<set with --secret>"])
+
+
+class StorageConfig(_Model):
+    """OpenEBS ZFS LocalPV, its storage classes and snapshot class."""
+
+    install: bool = True
+    chart: ChartRef = ChartRef(
+        chart=c.OPENEBS_ZFS_CHART_NAME, repo=c.OPENEBS_ZFS_CHART, version=c.OPENEBS_ZFS_CHART_VERSION
+    )
+    namespace: DnsLabel = c.OPENEBS_NAMESPACE
+    install_snapshot_crds: bool = Field(default=True, examples=[False])
+    pool_name: str = Field(default="zfspv-pool", pattern=r"^[A-Za-z0-9_.:-]+(/[A-Za-z0-9_.:-]+)*$")
+    compression: Literal["off", "lz4", "zstd", "gzip"] = "lz4"
+    recordsize: str = Field(default="128k", pattern=_RECORDSIZE.pattern, examples=["128k"])
+    parent_storage_class: DnsLabel = "arc-zfs-parents"
+    clone_storage_class: DnsLabel = "arc-zfs-clones"
+    snapshot_class: DnsLabel = "arc-zfs-snapshots"
+    node_preparation: NodePreparation | None = None
+
+    @model_validator(mode="after")
+    def _distinct_classes(self) -> Self:
+        if self.parent_storage_class == self.clone_storage_class:
+            raise PydanticCustomError(
+                "storage_classes",
+                "parentStorageClass and cloneStorageClass must differ: clones need Immediate "
+                "binding because hook 0.7 pins the job pod with spec.nodeName "
+                "(e.g. cloneStorageClass: arc-zfs-clones)",
+                {},
+            )
+        return self
+
+
+class ArcControllerConfig(_Model):
+    """The gha-runner-scale-set-controller release."""
+
+    install: bool = True
+    namespace: DnsLabel = "arc-systems"
+    release_name: DnsLabel = "arc"
+    chart: ChartRef = ChartRef(chart=c.ARC_CONTROLLER_CHART, version=c.ARC_CONTROLLER_CHART_VERSION)
+    replicas: int = Field(default=1, ge=1, le=3)
+
+
+class GithubAppCredentials(_Model):
+    """A GitHub App installation the runners register with."""
+
+    app_id: int = Field(gt=0, examples=[123456])
+    installation_id: int = Field(gt=0, examples=[7890123])
+    private_key: Secret
+
+
+class GithubCredentials(_Model):
+    """Exactly one of a GitHub App or a personal access token, both secret."""
+
+    app: GithubAppCredentials | None = None
+    token: Secret | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if (self.app is None) == (self.token is None):
+            raise PydanticCustomError(
+                "credentials",
+                "set exactly one of `app` (appId, installationId, privateKey) or `token`, e.g. "
+                "`pulumi config set --secret --path github.credentials.token ghp_...`",
+                {},
+            )
+        return self
+
+
+class GithubConfig(_Model):
+    """Where runners register and with which credentials."""
+
+    url: str = Field(pattern=r"^https://[^/\s]+(/[^/\s]+){1,2}/?$", examples=["https://github.com/acme"])
+    credentials: GithubCredentials
+    ca_bundle: str | None = Field(
+        default=None,
+        pattern=r"^-----BEGIN CERTIFICATE-----",
+        examples=["-----BEGIN CERTIFICATE-----\n..."],
+    )
+
+
+class ImportedDataset(_Model):
+    """An existing ZFS dataset adopted as the cache's root generation."""
+
+    dataset: str = Field(
+        pattern=r"^[A-Za-z0-9_.:-]+(/[A-Za-z0-9_.:-]+)+$", examples=["zfspv-pool/gcc12-main"]
+    )
+
+
+class CacheConfig(_Model):
+    """One build cache: its node, size, where jobs mount it, and its promotion settings."""
+
+    namespace: DnsLabel = Field(default="arc-runners", examples=["arc-runners"])
+    node: str = Field(min_length=1, examples=["zfs-node-1"])
+    size: Quantity = Field(examples=["200Gi"])
+    mount_path: MountPath = Field(examples=["/CONAN_HOME"])
+    env: dict[str, str] = Field(default_factory=dict, examples=[{"CONAN_HOME": "/CONAN_HOME"}])
+    import_: ImportedDataset | None = Field(default=None, alias="import")
+    promote: str | None = Field(default=None, examples=["3f2c9a1"])
+    reset_builder: str | None = Field(default=None, examples=["2026-11-23"])
+    lease_duration: Duration = Field(default=timedelta(minutes=5), examples=["5m"])
+    grace_period: Duration = Field(default=timedelta(minutes=15), examples=["15m"])
+    retention: Duration = Field(default=timedelta(days=7), examples=["7d"])
+    ready_timeout: Duration = Field(default=timedelta(minutes=5), examples=["5m"])
+
+    @model_validator(mode="after")
+    def _grace_covers_propagation(self) -> Self:
+        # A superseded parent must outlive ConfigMap propagation to every runner pod (about a
+        # minute, worst case more) plus the hook's prepare timeout.
+        if self.grace_period < timedelta(minutes=5):
+            raise PydanticCustomError(
+                "grace_period",
+                "gracePeriod must be at least 5m so no job still clones a collected parent "
+                "(ConfigMap propagation plus the hook's prepare timeout); e.g. 15m",
+                {},
+            )
+        return self
+
+
+class CacheMount(_Model):
+    """A cache mounted into a scale set's job pods as a fresh clone of its current parent."""
+
+    cache: DnsLabel = Field(examples=["gcc12"])
+    mount_path: MountPath | None = Field(default=None, examples=["/CONAN_HOME"])
+    size: Quantity | None = Field(default=None, examples=["200Gi"])
+
+
+def _cache_mount(value: object) -> object:
+    return {"cache": value} if isinstance(value, str) else value
+
+
+class WorkVolume(_Model):
+    """The runner's `work` ephemeral volume (kubernetes mode), shared with the job pod."""
+
+    storage_class: str | None = Field(default=None, examples=["local-path"])
+    size: Quantity = Field(default="10Gi", examples=["10Gi"])
+
+
+class PodSecurityConfig(_Model):
+    """Pod Security admission level enforced on the runner namespace."""
+
+    level: Literal["restricted", "baseline"] = "restricted"
+    reason: str | None = Field(default=None, examples=["runner image needs a writable /etc"])
+
+    @model_validator(mode="after")
+    def _reason_for_baseline(self) -> Self:
+        if self.level == "baseline" and not self.reason:
+            raise PydanticCustomError(
+                "pod_security",
+                "level baseline needs a `reason` saying why restricted cannot hold",
+                {},
+            )
+        return self
+
+
+class ScaleSetConfig(_Model):
+    """One runner scale set (gha-runner-scale-set release) in kubernetes container mode."""
+
+    namespace: DnsLabel = Field(default="arc-runners", examples=["arc-runners"])
+    github_config_url: str | None = Field(
+        default=None, pattern=r"^https://[^/\s]+(/[^/\s]+){1,2}/?$", examples=["https://github.com/acme/app"]
+    )
+    runner_group: str = "default"
+    min_runners: int = Field(default=0, ge=0, examples=[0])
+    max_runners: int = Field(default=5, ge=1, le=1000, examples=[10])
+    caches: list[Annotated[CacheMount, BeforeValidator(_cache_mount)]] = Field(
+        default_factory=list, examples=[["gcc12"]]
+    )
+    builds: DnsLabel | None = Field(default=None, examples=["gcc12"])
+    node: str | None = Field(default=None, examples=["zfs-node-1"])
+    runner_image: PinnedImage = c.RUNNER_IMAGE
+    job_resources: Resources = Resources()
+    work_volume: WorkVolume = WorkVolume()
+    pod_security: PodSecurityConfig = PodSecurityConfig()
+
+
+class StackConfig(_Model):
+    """The whole stack configuration (the ``arc-zfs-cache:*`` keys of ``Pulumi.<stack>.yaml``)."""
+
+    cluster: ClusterConfig = ClusterConfig()
+    images: ImagesConfig = ImagesConfig()
+    storage: StorageConfig = StorageConfig()
+    controller: ArcControllerConfig = ArcControllerConfig()
+    github: GithubConfig
+    caches: dict[DnsLabel, CacheConfig] = Field(min_length=1)
+    scale_sets: dict[DnsLabel, ScaleSetConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Self:
+        problems: list[ConfigProblem] = []
+        builders: dict[str, str] = {}
+        for name, scale_set in self.scale_sets.items():
+            problems.extend(self._check_scale_set(name, scale_set, builders))
+        if problems:
+            raise ConfigError(problems)
+        return self
+
+    def _check_scale_set(
+        self, name: str, scale_set: ScaleSetConfig, builders: dict[str, str]
+    ) -> Iterable[ConfigProblem]:
+        path = f"scaleSets.{name}"
+        known = ", ".join(sorted(self.caches))
+        if scale_set.min_runners > scale_set.max_runners:
+            yield ConfigProblem(
+                f"{path}.minRunners",
+                f"minRunners ({scale_set.min_runners}) is greater than maxRunners "
+                f"({scale_set.max_runners})",
+                f"minRunners: 0, maxRunners: {scale_set.max_runners}",
+            )
+        nodes: dict[str, str] = {}
+        used: list[tuple[str, str]] = [
+            (f"{path}.caches[{i}].cache", mount.cache) for i, mount in enumerate(scale_set.caches)
+        ]
+        if scale_set.builds is not None:
+            used.append((f"{path}.builds", scale_set.builds))
+        for key, cache_name in used:
+            cache = self.caches.get(cache_name)
+            if cache is None:
+                yield ConfigProblem(
+                    key, f"names cache {cache_name!r}, which is not declared under caches", known
+                )
+                continue
+            nodes[cache_name] = cache.node
+            if cache.namespace != scale_set.namespace:
+                yield ConfigProblem(
+                    f"{path}.namespace",
+                    f"is {scale_set.namespace!r} but cache {cache_name!r} lives in "
+                    f"{cache.namespace!r}: a clone's dataSource must be in the job pod's namespace",
+                    cache.namespace,
+                )
+        for i, mount in enumerate(scale_set.caches):
+            cache = self.caches.get(mount.cache)
+            if cache and mount.size and parse_quantity(mount.size) != parse_quantity(cache.size):
+                yield ConfigProblem(
+                    f"{path}.caches[{i}].size",
+                    f"is {mount.size} but its parent caches.{mount.cache}.size is {cache.size}: "
+                    "OpenEBS ZFS clones must request exactly the parent's size",
+                    f"{cache.size} (or leave it out)",
+                )
+        distinct = sorted(set(nodes.values()))
+        if len(distinct) > 1:
+            yield ConfigProblem(
+                f"{path}.caches",
+                "mounts caches on different nodes ("
+                + ", ".join(f"{k} on {v}" for k, v in sorted(nodes.items()))
+                + "): ZFS clones are node-local, so one runner pod cannot reach them all",
+                "split it into one scale set per node",
+            )
+        elif distinct and scale_set.node is not None and scale_set.node != distinct[0]:
+            yield ConfigProblem(
+                f"{path}.node",
+                f"pins runners to {scale_set.node!r} but its caches live on {distinct[0]!r}",
+                distinct[0],
+            )
+        if scale_set.builds is not None:
+            if scale_set.max_runners != 1:
+                yield ConfigProblem(
+                    f"{path}.maxRunners",
+                    f"is {scale_set.max_runners} but a builder scale set (builds: "
+                    f"{scale_set.builds}) may run one job at a time on its builder volume",
+                    "1",
+                )
+            other = builders.setdefault(scale_set.builds, name)
+            if other != name:
+                yield ConfigProblem(
+                    f"{path}.builds",
+                    f"cache {scale_set.builds!r} already has builder scale set {other!r}",
+                    "one builder scale set per cache",
+                )
+            if scale_set.builds in {m.cache for m in scale_set.caches}:
+                yield ConfigProblem(
+                    f"{path}.caches",
+                    f"also lists {scale_set.builds!r}, which it builds: a builder mounts its "
+                    "builder volume, not a clone",
+                    f"remove {scale_set.builds!r} from caches",
+                )
+        if not scale_set.caches and scale_set.builds is None:
+            yield ConfigProblem(
+                f"{path}.caches",
+                "mounts no cache and builds none",
+                f"caches: [{next(iter(self.caches))}]",
+            )
+
+    def node_of(self, scale_set: ScaleSetConfig) -> str:
+        """The node a scale set's runners are pinned to: the node of its caches."""
+        names = [m.cache for m in scale_set.caches] + (
+            [scale_set.builds] if scale_set.builds else []
+        )
+        return self.caches[names[0]].node if names else str(scale_set.node)
+
+    def github_url_of(self, scale_set: ScaleSetConfig) -> str:
+        """The githubConfigUrl a scale set registers at."""
+        return scale_set.github_config_url or self.github.url
+
+
+# --- Errors --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One problem in the stack config: where, what is wrong, and an example of a right value."""
+
+    path: str
+    message: str
+    example: str | None = None
+
+    def __str__(self) -> str:
+        hint = f" (e.g. {self.example})" if self.example else ""
+        return f"{self.path}: {self.message}{hint}"
+
+
+class ConfigError(ValueError):
+    """The stack config has one or more problems; ``problems`` lists all of them."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.startswith("function-") or part in ("dataclass", "json-or-python"):
+            continue
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+def _field_at(loc: tuple[int | str, ...]) -> tuple[type[BaseModel] | None, Any]:
+    """Walk the models along an error location; return (parent model, field info)."""
+    model: Any = StackConfig
+    field: Any = None
+    parent: type[BaseModel] | None = None
+    for part in loc:
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            by_alias = {f.alias or n: f for n, f in model.model_fields.items()}
+            field = by_alias.get(str(part))
+            parent = model
+            if field is None:
+                return parent, None
+            model = _inner_model(field.annotation)
+        elif model is not None and field is not None:
+            continue  # dict key or list index: the model stays the element type
+    return parent, field
+
+
+def _inner_model(annotation: Any) -> Any:
+    for arg in (annotation, *getattr(annotation, "__args__", ())):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+        inner = _inner_model_from_args(arg)
+        if inner is not None:
+            return inner
+    return None
+
+
+def _inner_model_from_args(annotation: Any) -> Any:
+    for arg in getattr(annotation, "__args__", ()) + getattr(annotation, "__metadata__", ()):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+        origin_args = getattr(arg, "__args__", ())
+        for inner in origin_args:
+            if isinstance(inner, type) and issubclass(inner, BaseModel):
+                return inner
+    return None
+
+
+def _problem_from(error: Any) -> ConfigProblem:
+    loc = tuple(error["loc"])
+    path = _path(loc)
+    parent, field = _field_at(loc)
+    example = None
+    if field is not None and field.examples:
+        example = json.dumps(field.examples[0]) if not isinstance(field.examples[0], str) else (
+            field.examples[0]
+        )
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        known = sorted(f.alias or n for n, f in parent.model_fields.items()) if parent else []
+        return ConfigProblem(path, "is not a known key; known keys here: " + ", ".join(known))
+    if kind == "missing":
+        return ConfigProblem(path, "is required", example)
+    if kind == "string_pattern_mismatch":
+        return ConfigProblem(path, f"{error['input']!r} does not have the expected form", example)
+    message = str(error["msg"]).replace("{path}", path)
+    if message.startswith("Value error, "):
+        message = message.removeprefix("Value error, ")
+    return ConfigProblem(path, message[:1].lower() + message[1:], example)
+
+
+def validate_config(raw: Mapping[str, Any]) -> StackConfig:
+    """Validate raw config (top-level keys without the project prefix); raise ConfigError."""
+    try:
+        return StackConfig.model_validate(raw)
+    except ConfigError:
+        raise
+    except ValidationError as exc:
+        problems: list[ConfigProblem] = []
+        for error in exc.errors():
+            ctx_error = (error.get("ctx") or {}).get("error")
+            if isinstance(ctx_error, ConfigError):
+                problems.extend(ctx_error.problems)
+            else:
+                problems.append(_problem_from(error))
+        raise ConfigError(problems) from None
+
+
+# --- Stack files ---------------------------------------------------------------------------
+
+
+def load_stack_file(path: Path) -> dict[str, Any]:
+    """Read the ``arc-zfs-cache:*`` keys of a ``Pulumi.<stack>.yaml`` file (secrets stay sealed)."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError([ConfigProblem(str(path), f"cannot be read: {exc}")]) from None
+    entries = document.get("config") or {}
+    raw: dict[str, Any] = {}
+    problems: list[ConfigProblem] = []
+    for key, value in entries.items():
+        namespace, _, name = str(key).partition(":")
+        if namespace == c.CONFIG_NAMESPACE:
+            raw[name] = value
+        elif not name:
+            problems.append(
+                ConfigProblem(str(key), "has no namespace", f"{c.CONFIG_NAMESPACE}:{key}")
+            )
+    if problems:
+        raise ConfigError(problems)
+    return raw
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Check stack files offline: print every problem and exit 1, or a summary and exit 0."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        print("usage: python -m components.config Pulumi.<stack>.yaml ...", file=sys.stderr)
+        return 2
+    status = 0
+    for arg in args:
+        path = Path(arg)
+        try:
+            config = validate_config(load_stack_file(path))
+        except ConfigError as exc:
+            status = 1
+            print(f"{path}: {len(exc.problems)} problem(s)")
+            for problem in exc.problems:
+                print(f"  {problem}")
+            continue
+        print(f"{path}: ok — {summary(config)}")
+    return status
+
+
+def summary(config: StackConfig) -> str:
+    """One line describing a valid stack."""
+    runners = sum(s.max_runners for s in config.scale_sets.values())
+    nodes = sorted({cache.node for cache in config.caches.values()})
+    return (
+        f"{len(config.caches)} cache(s) ({', '.join(config.caches)}), "
+        f"{len(config.scale_sets)} scale set(s) up to {runners} runners, "
+        f"node(s) {', '.join(nodes)}, github {config.github.url}"
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

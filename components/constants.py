@@ -1,0 +1,137 @@
+"""Single source of truth for every fact the program, the policy pack and the tests share.
+
+Version pins, label keys, mount paths and object names live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "ANNOTATION_SUPERSEDED_AT",
+    "ARC_CONTROLLER_CHART",
+    "ARC_CONTROLLER_CHART_VERSION",
+    "ARC_SCALE_SET_CHART",
+    "ARC_SCALE_SET_CHART_VERSION",
+    "CACHE_CLONE_VOLUME_PREFIX",
+    "CONFIG_NAMESPACE",
+    "GITHUB_SECRET_NAME",
+    "HOOK_ENTRYPOINT",
+    "HOOK_TEMPLATE_DIR",
+    "HOOK_TEMPLATE_FILE",
+    "HOOK_TEMPLATE_KEY",
+    "HOOK_TEMPLATE_VOLUME",
+    "JOB_CONTAINER_NAME",
+    "JOB_GID",
+    "JOB_UID",
+    "LABEL_CACHE",
+    "LABEL_GENERATION",
+    "LABEL_HOOK_TEMPLATE",
+    "LABEL_MANAGED_BY",
+    "LABEL_PART_OF",
+    "LABEL_ROLE",
+    "LABEL_SCALE_SET",
+    "MANAGED_BY",
+    "OPENEBS_NAMESPACE",
+    "OPENEBS_SOURCE_VOLUME_LABEL",
+    "OPENEBS_ZFS_CHART",
+    "OPENEBS_ZFS_CHART_NAME",
+    "OPENEBS_ZFS_CHART_VERSION",
+    "OPENEBS_ZFS_CSI_DRIVER",
+    "PART_OF",
+    "ROLE_BUILDER_VOLUME",
+    "ROLE_PARENT",
+    "ROLE_SOURCE_SNAPSHOT",
+    "RUNNER_CONTAINER_NAME",
+    "RUNNER_GID",
+    "RUNNER_IMAGE",
+    "RUNNER_UID",
+    "RUNNER_WORK_DIR",
+    "builder_volume_name",
+    "generation_name",
+    "hook_template_name",
+    "source_snapshot_name",
+]
+
+#: Pulumi config namespace (the project name in Pulumi.yaml).
+CONFIG_NAMESPACE: Final = "arc-zfs-cache"
+
+# --- Pinned upstream artefacts -------------------------------------------------------------
+
+ARC_CONTROLLER_CHART: Final = (
+    "oci://ghcr.io/actions/actions-runner-controller-charts/gha-runner-scale-set-controller"
+)
+ARC_CONTROLLER_CHART_VERSION: Final = "0.14.2"
+ARC_SCALE_SET_CHART: Final = (
+    "oci://ghcr.io/actions/actions-runner-controller-charts/gha-runner-scale-set"
+)
+ARC_SCALE_SET_CHART_VERSION: Final = "0.14.2"
+#: Runner image shipping runner-container-hooks 0.7.0 at /home/runner/k8s.
+RUNNER_IMAGE: Final = "ghcr.io/actions/actions-runner:2.324.0"
+
+OPENEBS_ZFS_CHART: Final = "https://openebs.github.io/zfs-localpv"
+OPENEBS_ZFS_CHART_NAME: Final = "zfs-localpv"
+OPENEBS_ZFS_CHART_VERSION: Final = "2.8.0"
+OPENEBS_NAMESPACE: Final = "openebs"
+OPENEBS_ZFS_CSI_DRIVER: Final = "zfs.csi.openebs.io"
+#: Label OpenEBS puts on a clone's ZFSVolume, naming the PV it was cloned from.
+OPENEBS_SOURCE_VOLUME_LABEL: Final = "openebs.io/source-volume"
+
+# --- Runner and job pod facts (runner image, hook 0.7) -------------------------------------
+
+RUNNER_CONTAINER_NAME: Final = "runner"
+JOB_CONTAINER_NAME: Final = "$job"
+RUNNER_UID: Final = 1001
+RUNNER_GID: Final = 123
+#: Job containers run as the runner's uid so `_runner_file_commands` stays writable.
+JOB_UID: Final = RUNNER_UID
+JOB_GID: Final = RUNNER_GID
+HOOK_ENTRYPOINT: Final = "/home/runner/k8s/index.js"
+RUNNER_WORK_DIR: Final = "/home/runner/_work"
+#: The hook-template ConfigMap is mounted as a directory: a subPath mount never sees updates.
+HOOK_TEMPLATE_DIR: Final = "/home/runner/pod-template"
+HOOK_TEMPLATE_KEY: Final = "content"
+HOOK_TEMPLATE_FILE: Final = f"{HOOK_TEMPLATE_DIR}/{HOOK_TEMPLATE_KEY}"
+HOOK_TEMPLATE_VOLUME: Final = "hook-template"
+CACHE_CLONE_VOLUME_PREFIX: Final = "cache-"
+GITHUB_SECRET_NAME: Final = "arc-github-credentials"
+
+# --- Labels and annotations ----------------------------------------------------------------
+
+LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+LABEL_PART_OF: Final = "app.kubernetes.io/part-of"
+MANAGED_BY: Final = "pulumi"
+PART_OF: Final = "arc-zfs-cache"
+LABEL_CACHE: Final = "arc-zfs-cache.io/cache"
+LABEL_ROLE: Final = "arc-zfs-cache.io/role"
+LABEL_GENERATION: Final = "arc-zfs-cache.io/generation"
+LABEL_SCALE_SET: Final = "arc-zfs-cache.io/scale-set"
+#: Marks a ConfigMap as a runner-container-hooks pod template (the policy pack looks for it).
+LABEL_HOOK_TEMPLATE: Final = "arc-zfs-cache.io/hook-template"
+ANNOTATION_SUPERSEDED_AT: Final = "arc-zfs-cache.io/superseded-at"
+ROLE_PARENT: Final = "parent"
+ROLE_BUILDER_VOLUME: Final = "builder-volume"
+ROLE_SOURCE_SNAPSHOT: Final = "source-snapshot"
+
+
+# --- Deterministic object names ------------------------------------------------------------
+
+
+def generation_name(cache: str, generation: int) -> str:
+    """Name of the parent claim of one cache generation: ``<cache>-gen-<N>``."""
+    return f"{cache}-gen-{generation}"
+
+
+def source_snapshot_name(cache: str, generation: int) -> str:
+    """Name of the VolumeSnapshot a generation was cloned from: ``<cache>-gen-<N>-src``."""
+    return f"{generation_name(cache, generation)}-src"
+
+
+def builder_volume_name(cache: str, index: int) -> str:
+    """Name of a cache's builder volume: ``<cache>-work-<M>``."""
+    return f"{cache}-work-{index}"
+
+
+def hook_template_name(scale_set: str) -> str:
+    """Name of the hook-template ConfigMap of a scale set."""
+    return f"{scale_set}-hook-template"
