@@ -307,7 +307,9 @@ class StorageConfig(_Model):
 
     install: bool = True
     chart: ChartRef = ChartRef(
-        chart=c.OPENEBS_ZFS_CHART_NAME, repo=c.OPENEBS_ZFS_CHART, version=c.OPENEBS_ZFS_CHART_VERSION
+        chart=c.OPENEBS_ZFS_CHART_NAME,
+        repo=c.OPENEBS_ZFS_CHART,
+        version=c.OPENEBS_ZFS_CHART_VERSION,
     )
     namespace: DnsLabel = c.OPENEBS_NAMESPACE
     install_snapshot_crds: bool = Field(default=True, examples=[False])
@@ -339,6 +341,9 @@ class ArcControllerConfig(_Model):
     namespace: DnsLabel = "arc-systems"
     release_name: DnsLabel = "arc"
     chart: ChartRef = ChartRef(chart=c.ARC_CONTROLLER_CHART, version=c.ARC_CONTROLLER_CHART_VERSION)
+    scale_set_chart: ChartRef = ChartRef(
+        chart=c.ARC_SCALE_SET_CHART, version=c.ARC_SCALE_SET_CHART_VERSION
+    )
     replicas: int = Field(default=1, ge=1, le=3)
 
 
@@ -371,7 +376,9 @@ class GithubCredentials(_Model):
 class GithubConfig(_Model):
     """Where runners register and with which credentials."""
 
-    url: str = Field(pattern=r"^https://[^/\s]+(/[^/\s]+){1,2}/?$", examples=["https://github.com/acme"])
+    url: str = Field(
+        pattern=r"^https://[^/\s]+(/[^/\s]+){1,2}/?$", examples=["https://github.com/acme"]
+    )
     credentials: GithubCredentials
     ca_bundle: str | None = Field(
         default=None,
@@ -459,7 +466,9 @@ class ScaleSetConfig(_Model):
 
     namespace: DnsLabel = Field(default="arc-runners", examples=["arc-runners"])
     github_config_url: str | None = Field(
-        default=None, pattern=r"^https://[^/\s]+(/[^/\s]+){1,2}/?$", examples=["https://github.com/acme/app"]
+        default=None,
+        pattern=r"^https://[^/\s]+(/[^/\s]+){1,2}/?$",
+        examples=["https://github.com/acme/app"],
     )
     runner_group: str = "default"
     min_runners: int = Field(default=0, ge=0, examples=[0])
@@ -675,8 +684,10 @@ def _problem_from(error: Any) -> ConfigProblem:
     parent, field = _field_at(loc)
     example = None
     if field is not None and field.examples:
-        example = json.dumps(field.examples[0]) if not isinstance(field.examples[0], str) else (
-            field.examples[0]
+        example = (
+            json.dumps(field.examples[0])
+            if not isinstance(field.examples[0], str)
+            else (field.examples[0])
         )
     kind = error["type"]
     if kind == "extra_forbidden":

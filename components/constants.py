@@ -15,6 +15,8 @@ __all__ = [
     "ARC_SCALE_SET_CHART_VERSION",
     "CACHE_CLONE_VOLUME_PREFIX",
     "CONFIG_NAMESPACE",
+    "GITHUB_CA_CONFIG_MAP",
+    "GITHUB_CA_KEY",
     "GITHUB_SECRET_NAME",
     "HOOK_ENTRYPOINT",
     "HOOK_TEMPLATE_DIR",
@@ -48,6 +50,7 @@ __all__ = [
     "RUNNER_UID",
     "RUNNER_WORK_DIR",
     "builder_volume_name",
+    "controller_service_account_name",
     "generation_name",
     "hook_template_name",
     "source_snapshot_name",
@@ -95,6 +98,9 @@ HOOK_TEMPLATE_FILE: Final = f"{HOOK_TEMPLATE_DIR}/{HOOK_TEMPLATE_KEY}"
 HOOK_TEMPLATE_VOLUME: Final = "hook-template"
 CACHE_CLONE_VOLUME_PREFIX: Final = "cache-"
 GITHUB_SECRET_NAME: Final = "arc-github-credentials"
+#: ConfigMap (and its key) holding the CA bundle of a GitHub Enterprise Server.
+GITHUB_CA_CONFIG_MAP: Final = "arc-github-ca"
+GITHUB_CA_KEY: Final = "ca.crt"
 
 # --- Labels and annotations ----------------------------------------------------------------
 
@@ -130,6 +136,11 @@ def source_snapshot_name(cache: str, generation: int) -> str:
 def builder_volume_name(cache: str, index: int) -> str:
     """Name of a cache's builder volume: ``<cache>-work-<M>``."""
     return f"{cache}-work-{index}"
+
+
+def controller_service_account_name(release: str) -> str:
+    """Service account the gha-runner-scale-set-controller chart creates for a release."""
+    return f"{release}-gha-rs-controller"
 
 
 def hook_template_name(scale_set: str) -> str:

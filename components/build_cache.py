@@ -1,0 +1,199 @@
+"""BuildCache: one cache's root parent (fresh or imported dataset), builder volume, promotion."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import constants as c
+from components._kube import custom_object, metadata
+from components.config import CacheConfig, parse_quantity
+from components.promotion import CachePromotion, CachePromotionArgs
+
+__all__ = ["BuildCache", "BuildCacheArgs", "imported_volume_name"]
+
+#: Topology key the OpenEBS ZFS node plugin registers nodes under.
+_NODE_TOPOLOGY_KEY = "openebs.io/nodeid"
+
+
+@dataclass(frozen=True, slots=True)
+class BuildCacheArgs:
+    """Inputs of :class:`BuildCache`."""
+
+    name: str
+    config: CacheConfig
+    pool_name: str
+    parent_storage_class: str
+    clone_storage_class: str
+    snapshot_class: str
+    kubeconfig: str | None = None
+    context: str | None = None
+
+
+def imported_volume_name(dataset: str) -> tuple[str, str]:
+    """Split ``pool/path/volume`` into the OpenEBS ``(poolName, volume name)``."""
+    pool, _, volume = dataset.rpartition("/")
+    return pool, volume
+
+
+class BuildCache(pulumi.ComponentResource):
+    """A build cache: generation 1 of its parent, builder volume 1 and its promotion lineage.
+
+    Generation 1 and builder volume 1 belong to the stack; later generations and builder
+    volumes are created, and collected, by the CachePromotion resource.
+    """
+
+    parent_claim: pulumi.Output[str]
+    builder_claim: pulumi.Output[str]
+    generation: pulumi.Output[int]
+
+    def __init__(
+        self, name: str, args: BuildCacheArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("arc-zfs-cache:cache:BuildCache", name, None, opts)
+        cfg = args.config
+        cache = args.name
+        child = pulumi.ResourceOptions(parent=self)
+        root = c.generation_name(cache, 1)
+        parent_labels = {c.LABEL_CACHE: cache, c.LABEL_ROLE: c.ROLE_PARENT, c.LABEL_GENERATION: "1"}
+        requests = {"storage": cfg.size}
+        if cfg.import_ is not None:
+            pool, volume = imported_volume_name(cfg.import_.dataset)
+            zfs_volume = custom_object(
+                f"{name}-zfsvolume",
+                "zfs.openebs.io/v1",
+                "ZFSVolume",
+                metadata(volume, c.OPENEBS_NAMESPACE, {c.LABEL_CACHE: cache}),
+                {
+                    "spec": {
+                        "capacity": str(parse_quantity(cfg.size)),
+                        "ownerNodeID": cfg.node,
+                        "poolName": pool,
+                        "volumeType": "DATASET",
+                        "fsType": "zfs",
+                    },
+                    "status": {"state": "Ready"},
+                },
+                opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
+            )
+            pv = k8s.core.v1.PersistentVolume(
+                f"{name}-imported-pv",
+                metadata=metadata(volume, None, {c.LABEL_CACHE: cache}),
+                spec=k8s.core.v1.PersistentVolumeSpecArgs(
+                    capacity=requests,
+                    access_modes=["ReadWriteOnce"],
+                    persistent_volume_reclaim_policy="Retain",
+                    storage_class_name=args.parent_storage_class,
+                    claim_ref=k8s.core.v1.ObjectReferenceArgs(namespace=cfg.namespace, name=root),
+                    csi=k8s.core.v1.CSIPersistentVolumeSourceArgs(
+                        driver=c.OPENEBS_ZFS_CSI_DRIVER, fs_type="zfs", volume_handle=volume
+                    ),
+                    node_affinity=_node_affinity(cfg.node),
+                ),
+                # The dataset is the team's data: deleting the stack never destroys it.
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[zfs_volume], retain_on_delete=True
+                ),
+            )
+            root_pvc = k8s.core.v1.PersistentVolumeClaim(
+                f"{name}-gen-1",
+                metadata=metadata(root, cfg.namespace, parent_labels),
+                spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
+                    access_modes=["ReadWriteOnce"],
+                    storage_class_name=args.parent_storage_class,
+                    volume_name=pv.metadata.name,
+                    resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests=requests),
+                ),
+                opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
+            )
+        else:
+            root_pvc = k8s.core.v1.PersistentVolumeClaim(
+                f"{name}-gen-1",
+                # Parents are never mounted, so nothing would trigger WaitForFirstConsumer:
+                # name the node the scheduler would have picked.
+                metadata=metadata(
+                    root,
+                    cfg.namespace,
+                    parent_labels,
+                    annotations={"volume.kubernetes.io/selected-node": cfg.node},
+                ),
+                spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
+                    access_modes=["ReadWriteOnce"],
+                    storage_class_name=args.parent_storage_class,
+                    resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests=requests),
+                ),
+                opts=pulumi.ResourceOptions(
+                    parent=self, custom_timeouts=pulumi.CustomTimeouts(create="10m")
+                ),
+            )
+        builder = k8s.core.v1.PersistentVolumeClaim(
+            f"{name}-work-1",
+            metadata=metadata(
+                c.builder_volume_name(cache, 1),
+                cfg.namespace,
+                {c.LABEL_CACHE: cache, c.LABEL_ROLE: c.ROLE_BUILDER_VOLUME},
+            ),
+            spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
+                access_modes=["ReadWriteOnce"],
+                storage_class_name=args.clone_storage_class,
+                data_source=k8s.core.v1.TypedLocalObjectReferenceArgs(
+                    api_group="", kind="PersistentVolumeClaim", name=root_pvc.metadata.name
+                ),
+                resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests=requests),
+            ),
+            opts=child,
+        )
+        promotion = CachePromotion(
+            f"{name}-promotion",
+            CachePromotionArgs(
+                namespace=cfg.namespace,
+                cache=cache,
+                root_claim=root_pvc.metadata.name,
+                builder_volume=builder.metadata.name,
+                size=cfg.size,
+                node=cfg.node,
+                parent_storage_class=args.parent_storage_class,
+                clone_storage_class=args.clone_storage_class,
+                snapshot_class=args.snapshot_class,
+                lease_duration=cfg.lease_duration,
+                grace_period=cfg.grace_period,
+                retention=cfg.retention,
+                ready_timeout=cfg.ready_timeout,
+                promote=cfg.promote,
+                reset_builder=cfg.reset_builder,
+                kubeconfig=args.kubeconfig,
+                context=args.context,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[root_pvc, builder]),
+        )
+        self.root_claim = root_pvc
+        self.builder_volume = builder
+        self.promotion = promotion
+        self.parent_claim = promotion.parent_claim
+        self.builder_claim = promotion.builder_claim
+        self.generation = promotion.generation
+        self.register_outputs(
+            {
+                "parent_claim": self.parent_claim,
+                "builder_claim": self.builder_claim,
+                "generation": self.generation,
+            }
+        )
+
+
+def _node_affinity(node: str) -> k8s.core.v1.VolumeNodeAffinityArgs:
+    return k8s.core.v1.VolumeNodeAffinityArgs(
+        required=k8s.core.v1.NodeSelectorArgs(
+            node_selector_terms=[
+                k8s.core.v1.NodeSelectorTermArgs(
+                    match_expressions=[
+                        k8s.core.v1.NodeSelectorRequirementArgs(
+                            key=_NODE_TOPOLOGY_KEY, operator="In", values=[node]
+                        )
+                    ]
+                )
+            ]
+        )
+    )

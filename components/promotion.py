@@ -1,0 +1,83 @@
+"""CachePromotion: the current parent claim of a cache, moved forward by safe promotion.
+
+The dynamic provider that takes the Lease, snapshots the builder volume and swaps the pointer
+lives in :mod:`components.promotion_provider`; this module declares the resource and its
+typed inputs and outputs, which the rest of the program consumes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import Resource
+
+from components.promotion_provider import CachePromotionProvider
+
+__all__ = ["CachePromotion", "CachePromotionArgs"]
+
+
+@dataclass(frozen=True, slots=True)
+class CachePromotionArgs:
+    """Inputs of :class:`CachePromotion` (plain values except the claims created before it)."""
+
+    namespace: str
+    cache: str
+    root_claim: pulumi.Input[str]
+    builder_volume: pulumi.Input[str]
+    size: str
+    node: str
+    parent_storage_class: str
+    clone_storage_class: str
+    snapshot_class: str
+    lease_duration: timedelta
+    grace_period: timedelta
+    retention: timedelta
+    ready_timeout: timedelta
+    promote: str | None
+    reset_builder: str | None
+    kubeconfig: pulumi.Input[str] | None
+    context: str | None
+
+    def props(self) -> dict[str, Any]:
+        """The dynamic resource's input properties (durations in seconds)."""
+        return {
+            "namespace": self.namespace,
+            "cache": self.cache,
+            "root_claim": self.root_claim,
+            "builder_volume": self.builder_volume,
+            "size": self.size,
+            "node": self.node,
+            "parent_storage_class": self.parent_storage_class,
+            "clone_storage_class": self.clone_storage_class,
+            "snapshot_class": self.snapshot_class,
+            "lease_seconds": int(self.lease_duration.total_seconds()),
+            "grace_seconds": int(self.grace_period.total_seconds()),
+            "retention_seconds": int(self.retention.total_seconds()),
+            "ready_timeout_seconds": int(self.ready_timeout.total_seconds()),
+            "promote": self.promote,
+            "reset_builder": self.reset_builder,
+            "kubeconfig": self.kubeconfig,
+            "context": self.context,
+        }
+
+
+class CachePromotion(Resource, module="promotion", name="CachePromotion"):
+    """One cache's lineage of parent generations and its builder volume."""
+
+    parent_claim: pulumi.Output[str]
+    generation: pulumi.Output[int]
+    builder_claim: pulumi.Output[str]
+    promoted_at: pulumi.Output[str]
+    token: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: CachePromotionArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        props = args.props()
+        props.update(
+            parent_claim=None, generation=None, builder_claim=None, promoted_at=None, token=None
+        )
+        super().__init__(CachePromotionProvider(), name, props, opts)

@@ -1,0 +1,169 @@
+"""ZfsStorage: OpenEBS ZFS LocalPV, the parent and clone storage classes, the snapshot class."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_command as command
+import pulumi_kubernetes as k8s
+
+from components import constants as c
+from components._kube import chart_args, custom_object, labels, metadata
+from components.config import ImagesConfig, StorageConfig
+
+__all__ = ["ZfsStorage", "ZfsStorageArgs", "zpool_script"]
+
+
+@dataclass(frozen=True, slots=True)
+class ZfsStorageArgs:
+    """Inputs of :class:`ZfsStorage`."""
+
+    config: StorageConfig
+    images: ImagesConfig
+
+
+def zpool_script(pool: str, devices: list[str], compression: str, recordsize: str) -> str:
+    """Idempotent node preparation: create the pool only if it does not exist, then set
+    the dataset properties (setting a property to its current value is a no-op)."""
+    q = shlex.quote
+    return (
+        "set -eu\n"
+        f"if ! zpool list -H -o name {q(pool)} >/dev/null 2>&1; then\n"
+        f"  zpool create -o ashift=12 {q(pool)} {' '.join(q(d) for d in devices)}\n"
+        "fi\n"
+        f"zfs set compression={q(compression)} {q(pool)}\n"
+        f"zfs set recordsize={q(recordsize)} {q(pool)}\n"
+    )
+
+
+class ZfsStorage(pulumi.ComponentResource):
+    """OpenEBS ZFS LocalPV (pinned chart, or an existing install) and its classes.
+
+    Parents use a WaitForFirstConsumer class pinned to the cache node by the claim's
+    ``volume.kubernetes.io/selected-node`` annotation; clones use an Immediate class because
+    hook 0.7 pins job pods with ``spec.nodeName``, which bypasses the scheduler.
+    """
+
+    parent_storage_class: pulumi.Output[str]
+    clone_storage_class: pulumi.Output[str]
+    snapshot_class: pulumi.Output[str]
+    classes: list[pulumi.Resource]
+
+    def __init__(
+        self, name: str, args: ZfsStorageArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("arc-zfs-cache:storage:ZfsStorage", name, None, opts)
+        cfg = args.config
+        child = pulumi.ResourceOptions(parent=self)
+        installed: list[pulumi.Resource] = []
+        if cfg.node_preparation is not None:
+            prep = cfg.node_preparation
+            key = prep.private_key.value
+            for node, host in prep.hosts.items():
+                installed.append(
+                    command.remote.Command(
+                        f"{name}-zpool-{node}",
+                        connection=command.remote.ConnectionArgs(
+                            host=host.host,
+                            user=host.user,
+                            port=host.port,
+                            private_key=pulumi.Output.secret(key) if key else None,
+                        ),
+                        create=zpool_script(
+                            cfg.pool_name.split("/")[0],
+                            host.devices,
+                            cfg.compression,
+                            cfg.recordsize,
+                        ),
+                        # Pools hold every cache generation: destroying the stack never
+                        # destroys one (documented in the README).
+                        delete=None,
+                        opts=child,
+                    )
+                )
+        if cfg.install:
+            namespace = k8s.core.v1.Namespace(
+                f"{name}-namespace",
+                metadata=metadata(cfg.namespace),
+                opts=child,
+            )
+            installed.append(
+                k8s.helm.v4.Chart(
+                    f"{name}-zfs-localpv",
+                    chart_args(
+                        cfg.chart,
+                        release="zfs-localpv",
+                        namespace=cfg.namespace,
+                        values=self.chart_values(args),
+                    ),
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace, *installed]),
+                )
+            )
+        after_install = pulumi.ResourceOptions(parent=self, depends_on=installed)
+        parameters = {
+            "poolname": cfg.pool_name,
+            "fstype": "zfs",
+            "compression": cfg.compression,
+            "recordsize": cfg.recordsize,
+            "dedup": "off",
+        }
+        parents = k8s.storage.v1.StorageClass(
+            f"{name}-parents",
+            metadata=metadata(cfg.parent_storage_class),
+            provisioner=c.OPENEBS_ZFS_CSI_DRIVER,
+            parameters=parameters,
+            reclaim_policy="Delete",
+            volume_binding_mode="WaitForFirstConsumer",
+            allow_volume_expansion=False,
+            opts=after_install,
+        )
+        clones = k8s.storage.v1.StorageClass(
+            f"{name}-clones",
+            metadata=metadata(cfg.clone_storage_class),
+            provisioner=c.OPENEBS_ZFS_CSI_DRIVER,
+            parameters=parameters,
+            reclaim_policy="Delete",
+            volume_binding_mode="Immediate",
+            allow_volume_expansion=False,
+            opts=after_install,
+        )
+        snapshots = custom_object(
+            f"{name}-snapshot-class",
+            "snapshot.storage.k8s.io/v1",
+            "VolumeSnapshotClass",
+            metadata(cfg.snapshot_class),
+            {"driver": c.OPENEBS_ZFS_CSI_DRIVER, "deletionPolicy": "Delete"},
+            opts=after_install,
+        )
+        # Names stay known during preview (the policy pack reads them in hook templates);
+        # consumers depend on this component for ordering.
+        self.parent_storage_class = pulumi.Output.from_input(cfg.parent_storage_class)
+        self.clone_storage_class = pulumi.Output.from_input(cfg.clone_storage_class)
+        self.snapshot_class = pulumi.Output.from_input(cfg.snapshot_class)
+        self.classes = [parents, clones, snapshots]
+        self.register_outputs(
+            {
+                "parent_storage_class": self.parent_storage_class,
+                "clone_storage_class": self.clone_storage_class,
+                "snapshot_class": self.snapshot_class,
+            }
+        )
+
+    @staticmethod
+    def chart_values(args: ZfsStorageArgs) -> dict[str, object]:
+        """zfs-localpv chart values: snapshot CRDs toggle, image registry mirror, labels."""
+        values: dict[str, object] = {
+            "crds": {
+                "zfsLocalPv": {"enabled": True},
+                "csi": {"volumeSnapshots": {"enabled": args.config.install_snapshot_crds}},
+            },
+            "zfsNode": {"podLabels": labels()},
+            "zfsController": {"podLabels": labels()},
+        }
+        if args.images.registry:
+            values["imageRegistry"] = args.images.registry.rstrip("/") + "/"
+        if args.images.pull_secrets:
+            values["imagePullSecrets"] = [{"name": s} for s in args.images.pull_secrets]
+        return values
