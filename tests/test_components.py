@@ -358,9 +358,6 @@ def test_chart_references_are_overridable(minimal_raw: dict[str, Any]) -> None:
 
 
 def test_prod_stack_resources() -> None:
-    from components.config import load_stack_file
-    from tests.conftest import ROOT
-
     raw = load_stack_file(ROOT / "Pulumi.prod.yaml")
     raw["github"]["credentials"]["app"]["privateKey"] = SecretValue("PEM")
     deployment = deploy(validate_config(raw))
