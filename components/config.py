@@ -632,7 +632,7 @@ def _path(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part.startswith("function-") or part in ("dataclass", "json-or-python"):
+        elif part.startswith("function-") or part in ("dataclass", "json-or-python", "[key]"):
             continue
         else:
             out += f".{part}" if out else part
