@@ -237,10 +237,19 @@ class ChartRef(_Model):
     """Where a Helm chart comes from: OCI reference, repository URL plus name, or local path."""
 
     chart: str = Field(
-        examples=["oci://ghcr.io/actions/actions-runner-controller-charts/gha-runner-scale-set"]
+        description="chart name in `repo`, an `oci://` reference, or a local chart directory",
+        examples=["oci://ghcr.io/actions/actions-runner-controller-charts/gha-runner-scale-set"],
     )
-    version: str | None = Field(default=None, examples=["0.14.2"])
-    repo: str | None = Field(default=None, examples=["https://openebs.github.io/zfs-localpv"])
+    version: str | None = Field(
+        description="pinned chart version (required for OCI and repository charts)",
+        default=None,
+        examples=["0.14.2"],
+    )
+    repo: str | None = Field(
+        description="Helm repository URL holding `chart`",
+        default=None,
+        examples=["https://openebs.github.io/zfs-localpv"],
+    )
 
     @property
     def is_local(self) -> bool:
@@ -262,10 +271,14 @@ class Resources(_Model):
     """Container resource requests and limits, as in a PodSpec."""
 
     requests: dict[Literal["cpu", "memory", "ephemeral-storage"], Quantity] = Field(
-        default_factory=dict, examples=[{"cpu": "2", "memory": "4Gi"}]
+        description="resource requests of the `$job` container",
+        default_factory=dict,
+        examples=[{"cpu": "2", "memory": "4Gi"}],
     )
     limits: dict[Literal["cpu", "memory", "ephemeral-storage"], Quantity] = Field(
-        default_factory=dict, examples=[{"memory": "8Gi"}]
+        description="resource limits of the `$job` container",
+        default_factory=dict,
+        examples=[{"memory": "8Gi"}],
     )
 
 
@@ -275,51 +288,110 @@ class Resources(_Model):
 class ClusterConfig(_Model):
     """Which cluster the explicit Kubernetes provider targets."""
 
-    kubeconfig: str | None = Field(default=None, examples=["~/.kube/config"])
-    context: str | None = Field(default=None, examples=["prod-admin@ci-cluster"])
+    kubeconfig: str | None = Field(
+        description="kubeconfig path (default: $KUBECONFIG or ~/.kube/config)",
+        default=None,
+        examples=["~/.kube/config"],
+    )
+    context: str | None = Field(
+        description="kubeconfig context (default: the current context)",
+        default=None,
+        examples=["prod-admin@ci-cluster"],
+    )
 
 
 class ImagesConfig(_Model):
     """Image registry mirror and pull secrets used by every chart."""
 
-    registry: str | None = Field(default=None, examples=["registry.example.com/mirror"])
-    pull_secrets: list[DnsLabel] = Field(default_factory=list, examples=[["mirror-pull"]])
+    registry: str | None = Field(
+        description="mirror registry every image is rewritten to (ghcr.io/a/b → <registry>/a/b)",
+        default=None,
+        examples=["registry.example.com/mirror"],
+    )
+    pull_secrets: list[DnsLabel] = Field(
+        description="image pull Secrets (by name) for every pod",
+        default_factory=list,
+        examples=[["mirror-pull"]],
+    )
 
 
 class SshHost(_Model):
     """How to reach one node over SSH to prepare its ZFS pool."""
 
-    host: str = Field(examples=["10.0.0.11"])
-    user: str = Field(default="root", examples=["root"])
-    port: int = Field(default=22, ge=1, le=65535, examples=[22])
-    devices: list[str] = Field(min_length=1, examples=[["/dev/nvme1n1"]])
+    host: str = Field(description="address of the node for SSH", examples=["10.0.0.11"])
+    user: str = Field(
+        description="SSH user allowed to run zpool/zfs", default="root", examples=["root"]
+    )
+    port: int = Field(description="SSH port", default=22, ge=1, le=65535, examples=[22])
+    devices: list[str] = Field(
+        description="block devices for `zpool create` (only used when the pool does not exist)",
+        min_length=1,
+        examples=[["/dev/nvme1n1"]],
+    )
 
 
 class NodePreparation(_Model):
     """Optional creation of the zpool on each node with pulumi-command over SSH."""
 
-    hosts: dict[str, SshHost] = Field(min_length=1)
-    private_key: Secret = Field(examples=["<set with --secret>"])
+    hosts: dict[str, SshHost] = Field(
+        description="nodes to prepare, by Kubernetes node name", min_length=1
+    )
+    private_key: Secret = Field(
+        description="SSH private key (secret)", examples=["<set with --secret>"]
+    )
 
 
 class StorageConfig(_Model):
     """OpenEBS ZFS LocalPV, its storage classes and snapshot class."""
 
-    install: bool = True
-    chart: ChartRef = ChartRef(
-        chart=c.OPENEBS_ZFS_CHART_NAME,
-        repo=c.OPENEBS_ZFS_CHART,
-        version=c.OPENEBS_ZFS_CHART_VERSION,
+    install: bool = Field(
+        default=True,
+        description="install the OpenEBS ZFS LocalPV chart (false: use an existing install)",
     )
-    namespace: DnsLabel = c.OPENEBS_NAMESPACE
-    install_snapshot_crds: bool = Field(default=True, examples=[False])
-    pool_name: str = Field(default="zfspv-pool", pattern=r"^[A-Za-z0-9_.:-]+(/[A-Za-z0-9_.:-]+)*$")
-    compression: Literal["off", "lz4", "zstd", "gzip"] = "lz4"
-    recordsize: str = Field(default="128k", pattern=_RECORDSIZE.pattern, examples=["128k"])
-    parent_storage_class: DnsLabel = "arc-zfs-parents"
-    clone_storage_class: DnsLabel = "arc-zfs-clones"
-    snapshot_class: DnsLabel = "arc-zfs-snapshots"
-    node_preparation: NodePreparation | None = None
+    chart: ChartRef = Field(
+        default=ChartRef(
+            chart=c.OPENEBS_ZFS_CHART_NAME,
+            repo=c.OPENEBS_ZFS_CHART,
+            version=c.OPENEBS_ZFS_CHART_VERSION,
+        ),
+        description="the zfs-localpv chart",
+    )
+    namespace: DnsLabel = Field(
+        default=c.OPENEBS_NAMESPACE, description="namespace of OpenEBS ZFS LocalPV"
+    )
+    install_snapshot_crds: bool = Field(
+        description="install the VolumeSnapshot CRDs (false when the cluster has them)",
+        default=True,
+        examples=[False],
+    )
+    pool_name: str = Field(
+        description="zpool (or parent dataset) holding every cache dataset",
+        default="zfspv-pool",
+        pattern=r"^[A-Za-z0-9_.:-]+(/[A-Za-z0-9_.:-]+)*$",
+    )
+    compression: Literal["off", "lz4", "zstd", "gzip"] = Field(
+        default="lz4", description="ZFS compression of cache datasets"
+    )
+    recordsize: str = Field(
+        description="ZFS recordsize of cache datasets",
+        default="128k",
+        pattern=_RECORDSIZE.pattern,
+        examples=["128k"],
+    )
+    parent_storage_class: DnsLabel = Field(
+        default="arc-zfs-parents",
+        description="StorageClass of parents (WaitForFirstConsumer, pinned by selected-node)",
+    )
+    clone_storage_class: DnsLabel = Field(
+        default="arc-zfs-clones",
+        description="StorageClass of job clones and builder volumes (Immediate binding)",
+    )
+    snapshot_class: DnsLabel = Field(
+        default="arc-zfs-snapshots", description="VolumeSnapshotClass used by promotion"
+    )
+    node_preparation: NodePreparation | None = Field(
+        default=None, description="create the zpool over SSH with pulumi-command (idempotent)"
+    )
 
     @model_validator(mode="after")
     def _distinct_classes(self) -> Self:
@@ -337,29 +409,39 @@ class StorageConfig(_Model):
 class ArcControllerConfig(_Model):
     """The gha-runner-scale-set-controller release."""
 
-    install: bool = True
-    namespace: DnsLabel = "arc-systems"
-    release_name: DnsLabel = "arc"
-    chart: ChartRef = ChartRef(chart=c.ARC_CONTROLLER_CHART, version=c.ARC_CONTROLLER_CHART_VERSION)
-    scale_set_chart: ChartRef = ChartRef(
-        chart=c.ARC_SCALE_SET_CHART, version=c.ARC_SCALE_SET_CHART_VERSION
+    install: bool = Field(
+        default=True, description="install the controller chart (false: one is already installed)"
     )
-    replicas: int = Field(default=1, ge=1, le=3)
+    namespace: DnsLabel = Field(
+        default="arc-systems", description="namespace of the ARC controller"
+    )
+    release_name: DnsLabel = Field(
+        default="arc", description="Helm release name of the controller (names its service account)"
+    )
+    chart: ChartRef = Field(
+        default=ChartRef(chart=c.ARC_CONTROLLER_CHART, version=c.ARC_CONTROLLER_CHART_VERSION),
+        description="the gha-runner-scale-set-controller chart",
+    )
+    scale_set_chart: ChartRef = Field(
+        default=ChartRef(chart=c.ARC_SCALE_SET_CHART, version=c.ARC_SCALE_SET_CHART_VERSION),
+        description="the gha-runner-scale-set chart used by every scale set",
+    )
+    replicas: int = Field(description="controller replicas", default=1, ge=1, le=3)
 
 
 class GithubAppCredentials(_Model):
     """A GitHub App installation the runners register with."""
 
-    app_id: int = Field(gt=0, examples=[123456])
-    installation_id: int = Field(gt=0, examples=[7890123])
-    private_key: Secret
+    app_id: int = Field(description="GitHub App id", gt=0, examples=[123456])
+    installation_id: int = Field(description="GitHub App installation id", gt=0, examples=[7890123])
+    private_key: Secret = Field(description="GitHub App private key PEM (secret)")
 
 
 class GithubCredentials(_Model):
     """Exactly one of a GitHub App or a personal access token, both secret."""
 
-    app: GithubAppCredentials | None = None
-    token: Secret | None = None
+    app: GithubAppCredentials | None = Field(default=None, description="GitHub App credentials")
+    token: Secret | None = Field(default=None, description="personal access token (secret)")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
@@ -377,10 +459,15 @@ class GithubConfig(_Model):
     """Where runners register and with which credentials."""
 
     url: str = Field(
-        pattern=r"^https://[^/\s]+(/[^/\s]+){1,2}/?$", examples=["https://github.com/acme"]
+        description="organisation, enterprise or repository URL runners register at",
+        pattern=r"^https://[^/\s]+(/[^/\s]+){1,2}/?$",
+        examples=["https://github.com/acme"],
     )
-    credentials: GithubCredentials
+    credentials: GithubCredentials = Field(
+        description="exactly one of `app` or `token`, set with `--secret`"
+    )
     ca_bundle: str | None = Field(
+        description="PEM CA bundle of a GitHub Enterprise Server",
         default=None,
         pattern=r"^-----BEGIN CERTIFICATE-----",
         examples=["-----BEGIN CERTIFICATE-----\n..."],
@@ -391,25 +478,71 @@ class ImportedDataset(_Model):
     """An existing ZFS dataset adopted as the cache's root generation."""
 
     dataset: str = Field(
-        pattern=r"^[A-Za-z0-9_.:-]+(/[A-Za-z0-9_.:-]+)+$", examples=["zfspv-pool/gcc12-main"]
+        description="existing dataset `<pool>/<path>/<volume>` adopted as generation 1",
+        pattern=r"^[A-Za-z0-9_.:-]+(/[A-Za-z0-9_.:-]+)+$",
+        examples=["zfspv-pool/gcc12-main"],
     )
 
 
 class CacheConfig(_Model):
     """One build cache: its node, size, where jobs mount it, and its promotion settings."""
 
-    namespace: DnsLabel = Field(default="arc-runners", examples=["arc-runners"])
-    node: str = Field(min_length=1, examples=["zfs-node-1"])
-    size: Quantity = Field(examples=["200Gi"])
-    mount_path: MountPath = Field(examples=["/CONAN_HOME"])
-    env: dict[str, str] = Field(default_factory=dict, examples=[{"CONAN_HOME": "/CONAN_HOME"}])
-    import_: ImportedDataset | None = Field(default=None, alias="import")
-    promote: str | None = Field(default=None, examples=["3f2c9a1"])
-    reset_builder: str | None = Field(default=None, examples=["2026-11-23"])
-    lease_duration: Duration = Field(default=timedelta(minutes=5), examples=["5m"])
-    grace_period: Duration = Field(default=timedelta(minutes=15), examples=["15m"])
-    retention: Duration = Field(default=timedelta(days=7), examples=["7d"])
-    ready_timeout: Duration = Field(default=timedelta(minutes=5), examples=["5m"])
+    namespace: DnsLabel = Field(
+        description="namespace of the cache's claims (the job pods' namespace)",
+        default="arc-runners",
+        examples=["arc-runners"],
+    )
+    node: str = Field(
+        description="node that owns the cache's datasets; runners using it are pinned there",
+        min_length=1,
+        examples=["zfs-node-1"],
+    )
+    size: Quantity = Field(
+        description="capacity of every generation; clones request exactly this", examples=["200Gi"]
+    )
+    mount_path: MountPath = Field(
+        description="where job containers mount the clone", examples=["/CONAN_HOME"]
+    )
+    env: dict[str, str] = Field(
+        description="environment variables set in the `$job` container",
+        default_factory=dict,
+        examples=[{"CONAN_HOME": "/CONAN_HOME"}],
+    )
+    import_: ImportedDataset | None = Field(
+        description="adopt an existing ZFS dataset instead of starting empty",
+        default=None,
+        alias="import",
+    )
+    promote: str | None = Field(
+        description="promotion token: a new value promotes the builder volume to a new generation",
+        default=None,
+        examples=["3f2c9a1"],
+    )
+    reset_builder: str | None = Field(
+        description="reset token: a new value makes a fresh builder volume from the current parent",
+        default=None,
+        examples=["2026-11-23"],
+    )
+    lease_duration: Duration = Field(
+        description="promotion Lease duration (renewed while working)",
+        default=timedelta(minutes=5),
+        examples=["5m"],
+    )
+    grace_period: Duration = Field(
+        description="how long a superseded generation is kept before collection (>= 5m)",
+        default=timedelta(minutes=15),
+        examples=["15m"],
+    )
+    retention: Duration = Field(
+        description="how long an old builder volume is kept for troubleshooting",
+        default=timedelta(days=7),
+        examples=["7d"],
+    )
+    ready_timeout: Duration = Field(
+        description="how long to wait for a snapshot to be ready or a clone to bind",
+        default=timedelta(minutes=5),
+        examples=["5m"],
+    )
 
     @model_validator(mode="after")
     def _grace_covers_propagation(self) -> Self:
@@ -428,9 +561,13 @@ class CacheConfig(_Model):
 class CacheMount(_Model):
     """A cache mounted into a scale set's job pods as a fresh clone of its current parent."""
 
-    cache: DnsLabel = Field(examples=["gcc12"])
-    mount_path: MountPath | None = Field(default=None, examples=["/CONAN_HOME"])
-    size: Quantity | None = Field(default=None, examples=["200Gi"])
+    cache: DnsLabel = Field(description="name of a cache under `caches`", examples=["gcc12"])
+    mount_path: MountPath | None = Field(
+        description="mount path override for this scale set", default=None, examples=["/CONAN_HOME"]
+    )
+    size: Quantity | None = Field(
+        description="must equal the cache's size when given", default=None, examples=["200Gi"]
+    )
 
 
 def _cache_mount(value: object) -> object:
@@ -440,15 +577,27 @@ def _cache_mount(value: object) -> object:
 class WorkVolume(_Model):
     """The runner's `work` ephemeral volume (kubernetes mode), shared with the job pod."""
 
-    storage_class: str | None = Field(default=None, examples=["local-path"])
-    size: Quantity = Field(default="10Gi", examples=["10Gi"])
+    storage_class: str | None = Field(
+        description="StorageClass of the runner's work volume (default class when unset)",
+        default=None,
+        examples=["local-path"],
+    )
+    size: Quantity = Field(
+        description="size of the runner's work volume", default="10Gi", examples=["10Gi"]
+    )
 
 
 class PodSecurityConfig(_Model):
     """Pod Security admission level enforced on the runner namespace."""
 
-    level: Literal["restricted", "baseline"] = "restricted"
-    reason: str | None = Field(default=None, examples=["runner image needs a writable /etc"])
+    level: Literal["restricted", "baseline"] = Field(
+        default="restricted", description="Pod Security level enforced on the namespace"
+    )
+    reason: str | None = Field(
+        description="why restricted cannot hold (required for baseline)",
+        default=None,
+        examples=["runner image needs a writable /etc"],
+    )
 
     @model_validator(mode="after")
     def _reason_for_baseline(self) -> Self:
@@ -464,36 +613,67 @@ class PodSecurityConfig(_Model):
 class ScaleSetConfig(_Model):
     """One runner scale set (gha-runner-scale-set release) in kubernetes container mode."""
 
-    namespace: DnsLabel = Field(default="arc-runners", examples=["arc-runners"])
+    namespace: DnsLabel = Field(
+        description="namespace of runner and job pods",
+        default="arc-runners",
+        examples=["arc-runners"],
+    )
     github_config_url: str | None = Field(
+        description="register at this URL instead of `github.url`",
         default=None,
         pattern=r"^https://[^/\s]+(/[^/\s]+){1,2}/?$",
         examples=["https://github.com/acme/app"],
     )
-    runner_group: str = "default"
-    min_runners: int = Field(default=0, ge=0, examples=[0])
-    max_runners: int = Field(default=5, ge=1, le=1000, examples=[10])
-    caches: list[Annotated[CacheMount, BeforeValidator(_cache_mount)]] = Field(
-        default_factory=list, examples=[["gcc12"]]
+    runner_group: str = Field(default="default", description="GitHub runner group")
+    min_runners: int = Field(description="idle runners kept warm", default=0, ge=0, examples=[0])
+    max_runners: int = Field(
+        description="upper bound of runners (1 for a builder)",
+        default=5,
+        ge=1,
+        le=1000,
+        examples=[10],
     )
-    builds: DnsLabel | None = Field(default=None, examples=["gcc12"])
-    node: str | None = Field(default=None, examples=["zfs-node-1"])
-    runner_image: PinnedImage = c.RUNNER_IMAGE
-    job_resources: Resources = Resources()
-    work_volume: WorkVolume = WorkVolume()
-    pod_security: PodSecurityConfig = PodSecurityConfig()
+    caches: list[Annotated[CacheMount, BeforeValidator(_cache_mount)]] = Field(
+        description="caches cloned into every job pod", default_factory=list, examples=[["gcc12"]]
+    )
+    builds: DnsLabel | None = Field(
+        description="cache whose builder volume this scale set's jobs mount read-write",
+        default=None,
+        examples=["gcc12"],
+    )
+    node: str | None = Field(
+        description="node to pin runners to (must match the caches' node)",
+        default=None,
+        examples=["zfs-node-1"],
+    )
+    runner_image: PinnedImage = Field(
+        default=c.RUNNER_IMAGE, description="pinned runner image (ships runner-container-hooks 0.7)"
+    )
+    job_resources: Resources = Field(
+        default=Resources(), description="requests and limits of the `$job` container"
+    )
+    work_volume: WorkVolume = Field(default=WorkVolume(), description="the runner's work volume")
+    pod_security: PodSecurityConfig = Field(
+        default=PodSecurityConfig(), description="Pod Security admission level of the namespace"
+    )
 
 
 class StackConfig(_Model):
     """The whole stack configuration (the ``arc-zfs-cache:*`` keys of ``Pulumi.<stack>.yaml``)."""
 
-    cluster: ClusterConfig = ClusterConfig()
-    images: ImagesConfig = ImagesConfig()
-    storage: StorageConfig = StorageConfig()
-    controller: ArcControllerConfig = ArcControllerConfig()
-    github: GithubConfig
-    caches: dict[DnsLabel, CacheConfig] = Field(min_length=1)
-    scale_sets: dict[DnsLabel, ScaleSetConfig] = Field(min_length=1)
+    cluster: ClusterConfig = Field(default=ClusterConfig(), description="target cluster")
+    images: ImagesConfig = Field(default=ImagesConfig(), description="image registry mirror")
+    storage: StorageConfig = Field(
+        default=StorageConfig(), description="OpenEBS ZFS LocalPV and classes"
+    )
+    controller: ArcControllerConfig = Field(
+        default=ArcControllerConfig(), description="ARC controller and chart references"
+    )
+    github: GithubConfig = Field(description="GitHub URL and credentials")
+    caches: dict[DnsLabel, CacheConfig] = Field(description="build caches by name", min_length=1)
+    scale_sets: dict[DnsLabel, ScaleSetConfig] = Field(
+        description="runner scale sets by name", min_length=1
+    )
 
     @model_validator(mode="after")
     def _cross_references(self) -> Self:
