@@ -13,6 +13,7 @@ from components import constants as c
 from components.config import SecretValue, load_stack_file, validate_config
 from components.hook_template import mirror_image
 from components.zfs_storage import zpool_script
+from policy.arc_policy.hook_merge import base_job_pod, merge_job_pod
 from tests.conftest import PROMOTION_TYPE, ROOT, Deployment, deploy
 
 K8S_VERSION = "1.34.0"
@@ -369,3 +370,23 @@ def test_prod_stack_resources() -> None:
         "kubernetes.io/hostname": "ci-prod-zfs-2"
     }
     assert deployment.object("kubernetes:zfs.openebs.io/v1:ZFSVolume", "gcc12-toolchain-main")
+
+
+@pytest.mark.parametrize("scale_set", ["linux", "gcc12-builder"])
+def test_merged_job_pod_is_a_valid_restricted_pod(minimal: Deployment, scale_set: str) -> None:
+    """The hook's job pod with our template merged in, as hook 0.7 merges, is a valid Pod."""
+    template = hook_content(minimal, scale_set)
+    pod = merge_job_pod(base_job_pod("linux-abcde-runner-x7k2p", services=["redis:7"]), template)
+    assert_valid(pod)
+    spec = pod["spec"]
+    # The template's securityContext replaces the hook's; the token is not mounted.
+    assert spec["securityContext"]["runAsUser"] == c.JOB_UID
+    assert spec["securityContext"]["fsGroup"] == c.JOB_GID
+    assert spec["automountServiceAccountToken"] is False
+    job = next(ctr for ctr in spec["containers"] if ctr["name"] == "job")
+    assert job["image"] == "ubuntu:24.04"  # the workflow's image, not the template's
+    assert any(m["mountPath"] == "/CONAN_HOME" for m in job["volumeMounts"])
+    # The hook's own mounts (the work volume at /__w) survive: mounts are appended.
+    assert {"name": "work", "mountPath": "/__w"} in job["volumeMounts"]
+    volumes = {v["name"] for v in spec["volumes"]}
+    assert "cache-gcc12" in volumes and len(volumes) == len(spec["volumes"])
