@@ -24,18 +24,32 @@ class ZfsStorageArgs:
     images: ImagesConfig
 
 
-def zpool_script(pool: str, devices: list[str], compression: str, recordsize: str) -> str:
-    """Idempotent node preparation: create the pool only if it does not exist, then set
-    the dataset properties (setting a property to its current value is a no-op)."""
+def zpool_script(pool_name: str, devices: list[str], compression: str, recordsize: str) -> str:
+    """Idempotent node preparation, guarded by existence checks.
+
+    Creates the pool only if it does not exist, then the parent dataset of ``pool_name`` (a
+    pool or ``pool/path``) only if missing, then sets the dataset properties (setting a
+    property to its current value is a no-op).
+    """
     q = shlex.quote
-    return (
-        "set -eu\n"
-        f"if ! zpool list -H -o name {q(pool)} >/dev/null 2>&1; then\n"
-        f"  zpool create -o ashift=12 {q(pool)} {' '.join(q(d) for d in devices)}\n"
-        "fi\n"
-        f"zfs set compression={q(compression)} {q(pool)}\n"
-        f"zfs set recordsize={q(recordsize)} {q(pool)}\n"
-    )
+    pool = pool_name.split("/")[0]
+    lines = [
+        "set -eu",
+        f"if ! zpool list -H -o name {q(pool)} >/dev/null 2>&1; then",
+        f"  zpool create -o ashift=12 {q(pool)} {' '.join(q(d) for d in devices)}",
+        "fi",
+    ]
+    if pool_name != pool:
+        lines += [
+            f"if ! zfs list -H -o name {q(pool_name)} >/dev/null 2>&1; then",
+            f"  zfs create -p {q(pool_name)}",
+            "fi",
+        ]
+    lines += [
+        f"zfs set compression={q(compression)} {q(pool_name)}",
+        f"zfs set recordsize={q(recordsize)} {q(pool_name)}",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 class ZfsStorage(pulumi.ComponentResource):
@@ -72,7 +86,7 @@ class ZfsStorage(pulumi.ComponentResource):
                             private_key=pulumi.Output.secret(key) if key else None,
                         ),
                         create=zpool_script(
-                            cfg.pool_name.split("/")[0],
+                            cfg.pool_name,
                             host.devices,
                             cfg.compression,
                             cfg.recordsize,

@@ -129,6 +129,10 @@ def test_node_preparation_is_idempotent_and_secret(minimal_raw: dict[str, Any]) 
     assert cmd.inputs["connection"]["host"] == "10.0.0.11"
     assert "connection.privateKey" in cmd.secret_paths or "connection" in cmd.secret_paths
     assert zpool_script("p", ["/dev/a b"], "lz4", "128k").count("'/dev/a b'") == 1
+    nested = zpool_script("p/ci", ["/dev/sdb"], "zstd", "1M")
+    assert "if ! zfs list -H -o name p/ci" in nested and "zfs create -p p/ci" in nested
+    assert "zfs set compression=zstd p/ci" in nested
+    assert "zfs create" not in script  # a bare pool needs no parent dataset
 
 
 # --- ArcController --------------------------------------------------------------------------
