@@ -1,0 +1,424 @@
+#!/usr/bin/env bash
+# Make the e2e tier's real tools available, built from package registries only.
+#
+#   scripts/toolchain.sh            ensure every tool; progress on stderr
+#   scripts/toolchain.sh env        ensure every tool, then print `export` lines
+#                                   on stdout: eval "$(scripts/toolchain.sh env)"
+#   scripts/toolchain.sh [env] TOOL...
+#                                   the same for some tools only, out of:
+#                                   pulumi pulumi-language-python
+#                                   pulumi-kubernetes pulumi-command
+#                                   kubernetes etcd actionlint
+#
+# Versions come from pyproject.toml alone (scripts/toolchain/pins.py reads
+# them).  Everything is built from Go modules served by the Go module proxy,
+# into ${ARC_ZFS_CACHE_TOOLCHAIN_DIR:-~/.cache/arc-zfs-cache/toolchain}, one
+# directory per tool and version, so changing one pin rebuilds only that tool.
+# See scripts/toolchain/README.md.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+HELPERS=$ROOT/scripts/toolchain
+CACHE=${ARC_ZFS_CACHE_TOOLCHAIN_DIR:-$HOME/.cache/arc-zfs-cache/toolchain}
+# One compile job per core: the machines this runs on have 2 cores and plenty
+# of memory, and more jobs than cores only adds context switches.
+JOBS=${ARC_ZFS_CACHE_TOOLCHAIN_JOBS:-$(nproc 2>/dev/null || echo 2)}
+
+ALL_TOOLS=(pulumi pulumi-language-python pulumi-kubernetes pulumi-command kubernetes etcd actionlint)
+
+log() { printf 'toolchain: %s\n' "$*" >&2; }
+die() { printf 'toolchain: error: %s\n' "$*" >&2; exit 1; }
+
+mode="ensure"
+if [[ ${1:-} == env ]]; then
+    mode="env"
+    shift
+fi
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then
+    sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    exit 0
+fi
+tools=("$@")
+if ((${#tools[@]} == 0)); then
+    tools=("${ALL_TOOLS[@]}")
+fi
+for t in "${tools[@]}"; do
+    [[ " ${ALL_TOOLS[*]} " == *" $t "* ]] || die "unknown tool '$t' (known: ${ALL_TOOLS[*]})"
+done
+wanted() { [[ " ${tools[*]} " == *" $1 "* ]]; }
+
+command -v go >/dev/null || die "the Go toolchain is needed (go not on PATH)"
+command -v python3 >/dev/null || die "python3 (3.11+, for tomllib) is needed to read pyproject.toml"
+command -v flock >/dev/null || die "flock (util-linux) is needed to lock the cache"
+
+# PIN_PULUMI PIN_PULUMI_KUBERNETES PIN_PULUMI_COMMAND PIN_KUBERNETES PIN_ETCD PIN_ACTIONLINT
+pins=$(python3 "$HELPERS/pins.py" "$ROOT/pyproject.toml") || die "cannot read the pins from pyproject.toml"
+eval "$pins"
+
+mkdir -p "$CACHE/tmp" "$CACHE/logs" "$CACHE/locks"
+CACHE=$(cd "$CACHE" && pwd)
+PULUMI_HOME_DIR=$CACHE/pulumi-home
+
+# --- Go environment -----------------------------------------------------------
+# All downloads and compiled packages live under the cache root, so a rebuild
+# after a pin change reuses everything that did not change, and ~/go stays
+# untouched.
+export GOMODCACHE=$CACHE/go/mod GOCACHE=$CACHE/go/build GOPATH=$CACHE/go/path
+# Only the Go module proxy is reachable here.  "direct" (the default fallback)
+# would try to clone from the VCS host after a 404 and hang or fail slowly;
+# a GOPROXY set by the caller (a mirror) is respected.
+export GOPROXY=${GOPROXY:-https://proxy.golang.org}
+# The checksum database (sum.golang.org) does not resolve on these machines, so
+# it cannot be consulted.  The upstream go.sum of each module we build still
+# pins the hashes of its dependencies; only modules missing from it are taken
+# on trust from the proxy.
+export GOSUMDB=off
+# -mod=mod: upstream go.mod files are edited (replaces) and go.sum may need new
+# lines; -modcacherw keeps the module cache deletable with a plain rm -rf.
+export GOFLAGS="-mod=mod -modcacherw"
+# The module zips ship go.work files that point at directories they do not
+# contain; every build here is a single module.
+export GOWORK=off
+# Static binaries: no C toolchain needed and nothing to break when libc moves.
+export CGO_ENABLED=0
+export GOTELEMETRY=off
+
+GOBUILD=(go build -trimpath -p "$JOBS")
+
+# --- helpers --------------------------------------------------------------------
+
+# module_dir MODULE VERSION: download MODULE@VERSION into the module cache and
+# print its (read-only) source directory; on failure print the proxy's answer.
+module_dir() {
+    if ! go mod download -json "$1@$2" | python3 "$HELPERS/gomod.py" download-dir; then
+        echo "$1@$2 cannot be had from the Go module proxy ($GOPROXY): see its answer above" >&2
+        return 1
+    fi
+}
+
+# module_time MODULE VERSION: the release time the proxy records (for the
+# build date that kubernetes embeds, so builds are reproducible).
+module_time() {
+    go mod download -json "$1@$2" | python3 "$HELPERS/gomod.py" download-time
+}
+
+# writable_copy SRC DEST: a build directory we may edit (module cache is r/o).
+writable_copy() {
+    cp -r "$1" "$2"
+    chmod -R u+w "$2"
+}
+
+# pin_relative_replaces DIR VERSION: upstream monorepos replace sibling
+# modules with relative directories that are not inside the published zip;
+# point each at the published module at VERSION instead.
+pin_relative_replaces() {
+    local dir=$1 version=$2 mod
+    (
+        cd "$dir"
+        for mod in $(go mod edit -json | python3 "$HELPERS/gomod.py" relative-replaces); do
+            echo "replace $mod => $mod $version"
+            go mod edit -replace "$mod=$mod@$version"
+        done
+    )
+}
+
+fmt_secs() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
+
+failures=()
+
+# ensure KEY LABEL ESTIMATE BUILD_FUNCTION
+#   $CACHE/KEY is complete once it exists: BUILD_FUNCTION fills $1/out in a
+#   private temporary directory, which is renamed into place only after the
+#   function succeeded (a rename within one file system is atomic), so an
+#   interrupted build never leaves a half tool that looks complete.  A lock per
+#   key lets two runs share the cache safely.
+ensure() {
+    local key=$1 label=$2 estimate=$3 fn=$4
+    local dest=$CACHE/$key logfile=$CACHE/logs/$key.log
+    if [[ -d $dest ]]; then
+        log "$label cached"
+        return 0
+    fi
+    local lockfd
+    exec {lockfd}>"$CACHE/locks/$key.lock"
+    flock "$lockfd"
+    if [[ -d $dest ]]; then
+        exec {lockfd}>&-
+        log "$label cached (built by another run)"
+        return 0
+    fi
+    local work start rc=0
+    work=$(mktemp -d "$CACHE/tmp/$key.XXXXXX")
+    mkdir -p "$work/out/bin"
+    log "building $label (cold, ~$estimate; log: $logfile)…"
+    start=$SECONDS
+    # Run the builder as a background job and wait for it: bash ignores
+    # `set -e` inside anything whose status is tested (`f || rc=$?`), so a
+    # failing step would otherwise be ignored and the build carry on.
+    ("$fn" "$work") >"$logfile" 2>&1 </dev/null &
+    wait $! || rc=$?
+    if ((rc == 0)); then
+        mv "$work/out" "$dest"
+        rm -rf "$work"
+        log "built $label in $(fmt_secs $((SECONDS - start)))"
+    else
+        rm -rf "$work"
+        log "FAILED to build $label after $(fmt_secs $((SECONDS - start))); last lines of $logfile:"
+        tail -n 15 "$logfile" | sed 's/^/    /' >&2
+        failures+=("$label: $(grep -v '^\s*$' "$logfile" | tail -n 1)")
+    fi
+    exec {lockfd}>&-
+    return 0
+}
+
+# --- builders -------------------------------------------------------------------
+# Each runs in a subshell with its output in the log, `set -e` in force, and
+# must leave the finished tool in $1/out/bin.
+
+PULUMI_MODULE=github.com/pulumi/pulumi
+PULUMI_VERSION_LDFLAG=github.com/pulumi/pulumi/sdk/v3/go/common/version.Version
+
+build_pulumi_cli() {
+    local work=$1 src got
+    # The CLI is pkg/cmd/pulumi in the pkg/v3 module, whose go.mod replaces
+    # sdk/v3 with ../sdk; use the published sdk/v3 of the same version.
+    src=$(module_dir "$PULUMI_MODULE/pkg/v3" "v$PIN_PULUMI")
+    writable_copy "$src" "$work/src"
+    pin_relative_replaces "$work/src" "v$PIN_PULUMI"
+    cd "$work/src"
+    # The same flags as upstream's release build (goreleaser): the version is
+    # stamped into sdk/go/common/version.
+    "${GOBUILD[@]}" -ldflags "-s -w -X $PULUMI_VERSION_LDFLAG=v$PIN_PULUMI" \
+        -o "$work/out/bin/pulumi" ./cmd/pulumi
+    got=$("$work/out/bin/pulumi" version)
+    echo "pulumi version: $got"
+    [[ $got == "v$PIN_PULUMI" ]] || { echo "built pulumi reports '$got', want v$PIN_PULUMI"; return 1; }
+}
+
+build_pulumi_python_shims() {
+    local work=$1 src f
+    # The Python helpers the CLI distribution carries next to the binaries:
+    # the exec script the language host runs a program with and the
+    # dynamic-provider plugin (pulumi-resource-pulumi-python).  They are plain
+    # files of the sdk/v3 module (python/dist, python/cmd).
+    src=$(module_dir "$PULUMI_MODULE/sdk/v3" "v$PIN_PULUMI")
+    for f in "$src"/python/dist/pulumi-* "$src"/python/cmd/pulumi-*; do
+        [[ -f $f && $f != *.cmd ]] || continue
+        install -m 0755 "$f" "$work/out/bin/"
+        echo "shim: ${f#"$src"/}"
+    done
+    [[ -x $work/out/bin/pulumi-resource-pulumi-python && -x $work/out/bin/pulumi-language-python-exec ]] || {
+        echo "sdk/v3 v$PIN_PULUMI lacks python/dist/pulumi-resource-pulumi-python or python/cmd/pulumi-language-python-exec"
+        return 1
+    }
+}
+
+build_pulumi_language_python() {
+    local work=$1 src
+    # Since pulumi v3.7x the Python language host is a module of its own,
+    # github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3,
+    # whose go.mod replaces sdk/v3 and pkg/v3 with sibling directories.
+    src=$(module_dir "$PULUMI_MODULE/sdk/python/cmd/pulumi-language-python/v3" "v$PIN_PULUMI")
+    writable_copy "$src" "$work/src"
+    pin_relative_replaces "$work/src" "v$PIN_PULUMI"
+    cd "$work/src"
+    "${GOBUILD[@]}" -ldflags "-s -w -X $PULUMI_VERSION_LDFLAG=v$PIN_PULUMI" \
+        -o "$work/out/bin/pulumi-language-python" .
+}
+
+build_pulumi_kubernetes() {
+    local work=$1 src mod=github.com/pulumi/pulumi-kubernetes/provider/v4
+    src=$(module_dir "$mod" "v$PIN_PULUMI_KUBERNETES")
+    writable_copy "$src" "$work/src"
+    # Its go.mod replaces nothing relative today; if it ever does, the sibling
+    # modules are released with the same version.
+    pin_relative_replaces "$work/src" "v$PIN_PULUMI_KUBERNETES"
+    cd "$work/src"
+    # The schema is embedded from schema-embed.json, which upstream's Makefile
+    # generates (go generate, with VERSION set) from the committed schema.json.
+    [[ -f cmd/pulumi-resource-kubernetes/schema.json ]] || {
+        echo "$mod@v$PIN_PULUMI_KUBERNETES has no cmd/pulumi-resource-kubernetes/schema.json"
+        return 1
+    }
+    VERSION=$PIN_PULUMI_KUBERNETES go generate ./cmd/pulumi-resource-kubernetes
+    "${GOBUILD[@]}" -ldflags "-s -w -X $mod/pkg/version.Version=$PIN_PULUMI_KUBERNETES" \
+        -o "$work/out/bin/pulumi-resource-kubernetes" ./cmd/pulumi-resource-kubernetes
+}
+
+build_pulumi_command() {
+    local work=$1 src mod=github.com/pulumi/pulumi-command/provider
+    src=$(module_dir "$mod" "v$PIN_PULUMI_COMMAND")
+    writable_copy "$src" "$work/src"
+    pin_relative_replaces "$work/src" "v$PIN_PULUMI_COMMAND"
+    cd "$work/src"
+    "${GOBUILD[@]}" -ldflags "-s -w -X $mod/pkg/version.Version=$PIN_PULUMI_COMMAND" \
+        -o "$work/out/bin/pulumi-resource-command" ./cmd/pulumi-resource-command
+}
+
+build_kubernetes() {
+    local work=$1 src date minor=${PIN_KUBERNETES#*.}
+    minor=${minor%%.*}
+    src=$(module_dir k8s.io/kubernetes "v$PIN_KUBERNETES")
+    date=$(module_time k8s.io/kubernetes "v$PIN_KUBERNETES")
+    writable_copy "$src" "$work/src"
+    # k8s.io/kubernetes replaces every k8s.io/* library with
+    # ./staging/src/k8s.io/*; those are separate modules, left out of its zip,
+    # and published as k8s.io/<name> v0.<minor>.<patch> from the same commit.
+    pin_relative_replaces "$work/src" "v0.${PIN_KUBERNETES#*.}"
+    cd "$work/src"
+    # What hack/lib/version.sh stamps, so --version and the apiserver's own
+    # compatibility version are right (unset, it would be v0.0.0-master).
+    local ld="-s -w" pkg
+    for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+        ld+=" -X $pkg.gitVersion=v$PIN_KUBERNETES -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+        ld+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=${date:-1970-01-01T00:00:00Z}"
+    done
+    "${GOBUILD[@]}" -ldflags "$ld" -o "$work/out/bin/kube-apiserver" ./cmd/kube-apiserver
+    "${GOBUILD[@]}" -ldflags "$ld" -o "$work/out/bin/kubectl" ./cmd/kubectl
+    "$work/out/bin/kube-apiserver" --version
+    "$work/out/bin/kube-apiserver" --version | grep -qx "Kubernetes v$PIN_KUBERNETES"
+}
+
+build_etcd() {
+    local work=$1
+    # etcd's own main module (go.etcd.io/etcd/v3) replaces its sub-modules with
+    # relative paths; the server module carries the whole command line in
+    # etcdmain, so a one-line main around it is the same etcd binary.
+    mkdir -p "$work/src"
+    cd "$work/src"
+    cat >main.go <<'GO'
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+GO
+    go mod init arc-zfs-cache.local/toolchain/etcd
+    go mod edit -require "go.etcd.io/etcd/server/v3@v$PIN_ETCD"
+    go mod tidy
+    "${GOBUILD[@]}" -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=v$PIN_ETCD" \
+        -o "$work/out/bin/etcd" .
+    "$work/out/bin/etcd" --version
+    "$work/out/bin/etcd" --version | grep -qx "etcd Version: $PIN_ETCD"
+}
+
+build_actionlint() {
+    local work=$1
+    # No replace directives: go install works straight from the proxy.
+    GOBIN=$work/out/bin go install -trimpath \
+        "github.com/rhysd/actionlint/cmd/actionlint@v$PIN_ACTIONLINT"
+    "$work/out/bin/actionlint" --version
+}
+
+# --- the steps ------------------------------------------------------------------
+
+bin_path=()   # directories for PATH, in order
+exports=()    # NAME=VALUE for `env`
+
+if wanted pulumi; then
+    # A pulumi of exactly the pinned version already on PATH (an installed
+    # CLI) is used as it is; otherwise the cache has it or builds it.
+    existing=$(command -v pulumi || true)
+    if [[ -n $existing && $existing != "$CACHE"/* ]] &&
+        [[ $("$existing" version 2>/dev/null || true) == "v$PIN_PULUMI" ]]; then
+        log "pulumi v$PIN_PULUMI found on PATH ($existing), not building it"
+        exports+=("PULUMI_BIN=$existing")
+    else
+        ensure "pulumi-v$PIN_PULUMI" "pulumi v$PIN_PULUMI" "4 min" build_pulumi_cli
+        bin_path+=("$CACHE/pulumi-v$PIN_PULUMI/bin")
+        exports+=("PULUMI_BIN=$CACHE/pulumi-v$PIN_PULUMI/bin/pulumi")
+    fi
+    ensure "pulumi-python-shims-v$PIN_PULUMI" "pulumi Python shims v$PIN_PULUMI" "seconds" \
+        build_pulumi_python_shims
+    bin_path+=("$CACHE/pulumi-python-shims-v$PIN_PULUMI/bin")
+fi
+if wanted pulumi-language-python; then
+    ensure "pulumi-language-python-v$PIN_PULUMI" "pulumi-language-python v$PIN_PULUMI" "3 min" \
+        build_pulumi_language_python
+    bin_path+=("$CACHE/pulumi-language-python-v$PIN_PULUMI/bin")
+fi
+
+# install_plugin NAME VERSION BINARY: register a provider binary in our
+# PULUMI_HOME the way `pulumi plugin install` lays plugins out, so the engine
+# finds it without downloading anything.
+install_plugin() {
+    local name=$1 version=$2 binary=$3 pulumi_bin
+    local dir=$PULUMI_HOME_DIR/plugins/resource-$name-v$version
+    if [[ -d $dir && ! -e $dir.partial ]]; then
+        log "plugin resource $name v$version installed"
+        return 0
+    fi
+    pulumi_bin=$CACHE/pulumi-v$PIN_PULUMI/bin/pulumi
+    [[ -x $pulumi_bin ]] || pulumi_bin=$(command -v pulumi || true)
+    # (a provider without the CLI is only possible with `toolchain.sh pulumi-kubernetes`)
+    if [[ -z $pulumi_bin ]]; then
+        failures+=("plugin $name v$version: no pulumi CLI to install it with")
+        return 0
+    fi
+    log "installing plugin resource $name v$version into $PULUMI_HOME_DIR"
+    if ! PULUMI_HOME=$PULUMI_HOME_DIR PULUMI_SKIP_UPDATE_CHECK=true \
+        "$pulumi_bin" plugin install resource "$name" "$version" --file "$binary" >&2; then
+        failures+=("plugin $name v$version: pulumi plugin install failed")
+    fi
+}
+
+for provider in kubernetes command; do
+    wanted "pulumi-$provider" || continue
+    case $provider in
+        kubernetes) version=$PIN_PULUMI_KUBERNETES ;;
+        command) version=$PIN_PULUMI_COMMAND ;;
+    esac
+    key=pulumi-resource-$provider-v$version
+    ensure "$key" "pulumi-resource-$provider v$version" \
+        "$([[ $provider == kubernetes ]] && echo "12 min" || echo "3 min")" \
+        "build_pulumi_$provider"
+    if [[ -x $CACHE/$key/bin/pulumi-resource-$provider ]]; then
+        install_plugin "$provider" "$version" "$CACHE/$key/bin/pulumi-resource-$provider"
+    fi
+done
+if wanted pulumi || wanted pulumi-language-python || wanted pulumi-kubernetes || wanted pulumi-command; then
+    exports+=("PULUMI_HOME=$PULUMI_HOME_DIR" "PULUMI_SKIP_UPDATE_CHECK=true")
+fi
+
+if wanted kubernetes; then
+    ensure "kubernetes-v$PIN_KUBERNETES" "kube-apiserver + kubectl v$PIN_KUBERNETES" "12 min" build_kubernetes
+    bin_path+=("$CACHE/kubernetes-v$PIN_KUBERNETES/bin")
+    exports+=("KUBE_APISERVER_BIN=$CACHE/kubernetes-v$PIN_KUBERNETES/bin/kube-apiserver"
+        "KUBECTL_BIN=$CACHE/kubernetes-v$PIN_KUBERNETES/bin/kubectl")
+fi
+if wanted etcd; then
+    ensure "etcd-v$PIN_ETCD" "etcd v$PIN_ETCD" "2 min" build_etcd
+    bin_path+=("$CACHE/etcd-v$PIN_ETCD/bin")
+    exports+=("ETCD_BIN=$CACHE/etcd-v$PIN_ETCD/bin/etcd")
+fi
+if wanted actionlint; then
+    ensure "actionlint-v$PIN_ACTIONLINT" "actionlint v$PIN_ACTIONLINT" "1 min" build_actionlint
+    bin_path+=("$CACHE/actionlint-v$PIN_ACTIONLINT/bin")
+    exports+=("ACTIONLINT_BIN=$CACHE/actionlint-v$PIN_ACTIONLINT/bin/actionlint")
+fi
+
+if ((${#failures[@]} > 0)); then
+    log "FAILED: these tools could not be had (nothing was skipped):"
+    for f in "${failures[@]}"; do
+        log "  - $f"
+    done
+    # `eval "$(scripts/toolchain.sh env)"` ignores our exit status; make the
+    # eval itself fail instead of silently exporting half a toolchain.
+    [[ $mode == env ]] && echo "false"
+    exit 1
+fi
+
+if [[ $mode == env ]]; then
+    path_value=$(IFS=:; echo "${bin_path[*]}")
+    # "$PATH" stays literal: it is expanded by the shell that evals this.
+    # shellcheck disable=SC2016
+    printf 'export PATH=%q:"$PATH"\n' "$path_value"
+    for kv in "${exports[@]}"; do
+        printf 'export %s=%q\n' "${kv%%=*}" "${kv#*=}"
+    done
+fi
+log "ready"

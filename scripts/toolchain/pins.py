@@ -1,0 +1,68 @@
+"""Print the toolchain pins from pyproject.toml as shell assignments.
+
+pyproject.toml is the one place that holds versions: the Pulumi CLI, language
+host and provider plugins follow the Python SDK pins in [project]
+dependencies; kubernetes, etcd and actionlint live in
+[tool.arc-zfs-cache.toolchain].  scripts/toolchain.sh evals this output, so
+every value is checked to be a plain X.Y.Z version before it is printed.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
+
+# shell variable -> where the pin lives
+SDK_PINS = {
+    "PIN_PULUMI": "pulumi",
+    "PIN_PULUMI_KUBERNETES": "pulumi-kubernetes",
+    "PIN_PULUMI_COMMAND": "pulumi-command",
+}
+TOOL_PINS = {
+    "PIN_KUBERNETES": "kubernetes",
+    "PIN_ETCD": "etcd",
+    "PIN_ACTIONLINT": "actionlint",
+}
+
+
+def main(pyproject: Path) -> int:
+    data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    exact: dict[str, str] = {}
+    for requirement in data["project"]["dependencies"]:
+        name, sep, version = requirement.partition("==")
+        if sep:
+            exact[name.strip().lower().replace("_", "-")] = version.strip()
+    tools = data.get("tool", {}).get("arc-zfs-cache", {}).get("toolchain", {})
+
+    errors = []
+    out = []
+    for var, name in SDK_PINS.items():
+        value = exact.get(name)
+        if value is None:
+            errors.append(f"[project] dependencies has no exact pin '{name}==X.Y.Z'")
+        elif not VERSION.match(value):
+            errors.append(f"pin {name}=={value} is not a plain X.Y.Z version")
+        else:
+            out.append(f"{var}={value}")
+    for var, name in TOOL_PINS.items():
+        value = tools.get(name)
+        if not isinstance(value, str):
+            errors.append(f"[tool.arc-zfs-cache.toolchain] has no string '{name}'")
+        elif not VERSION.match(value):
+            errors.append(f"toolchain pin {name} = {value!r} is not a plain X.Y.Z version")
+        else:
+            out.append(f"{var}={value}")
+    if errors:
+        for error in errors:
+            print(f"toolchain: {pyproject}: {error}", file=sys.stderr)
+        return 1
+    print("\n".join(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1])))
