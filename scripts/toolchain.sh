@@ -6,15 +6,17 @@
 #                                   on stdout: eval "$(scripts/toolchain.sh env)"
 #   scripts/toolchain.sh [env] TOOL...
 #                                   the same for some tools only, out of:
-#                                   pulumi pulumi-language-python
-#                                   pulumi-kubernetes pulumi-command
-#                                   kubernetes etcd actionlint
+#                                   pulumi (CLI, Python language host, shims)
+#                                   pulumi-kubernetes pulumi-command (plugins)
+#                                   kubernetes (kube-apiserver, kubectl,
+#                                   kube-controller-manager) etcd actionlint
 #
 # Versions come from pyproject.toml alone (scripts/toolchain/pins.py reads
 # them).  Everything is built from Go modules served by the Go module proxy,
 # into ${ARC_ZFS_CACHE_TOOLCHAIN_DIR:-~/.cache/arc-zfs-cache/toolchain}, one
 # directory per tool and version, so changing one pin rebuilds only that tool.
-# See scripts/toolchain/README.md.
+# A tool that cannot be had makes the script fail, naming it and why: nothing
+# is skipped.  See scripts/toolchain/README.md.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -24,7 +26,7 @@ CACHE=${ARC_ZFS_CACHE_TOOLCHAIN_DIR:-$HOME/.cache/arc-zfs-cache/toolchain}
 # of memory, and more jobs than cores only adds context switches.
 JOBS=${ARC_ZFS_CACHE_TOOLCHAIN_JOBS:-$(nproc 2>/dev/null || echo 2)}
 
-ALL_TOOLS=(pulumi pulumi-language-python pulumi-kubernetes pulumi-command kubernetes etcd actionlint)
+ALL_TOOLS=(pulumi pulumi-kubernetes pulumi-command kubernetes etcd actionlint)
 
 log() { printf 'toolchain: %s\n' "$*" >&2; }
 die() { printf 'toolchain: error: %s\n' "$*" >&2; exit 1; }
@@ -35,7 +37,7 @@ if [[ ${1:-} == env ]]; then
     shift
 fi
 if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-    sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 0
 fi
 tools=("$@")
@@ -51,7 +53,8 @@ command -v go >/dev/null || die "the Go toolchain is needed (go not on PATH)"
 command -v python3 >/dev/null || die "python3 (3.11+, for tomllib) is needed to read pyproject.toml"
 command -v flock >/dev/null || die "flock (util-linux) is needed to lock the cache"
 
-# PIN_PULUMI PIN_PULUMI_KUBERNETES PIN_PULUMI_COMMAND PIN_KUBERNETES PIN_ETCD PIN_ACTIONLINT
+# PIN_PULUMI PIN_PULUMI_KUBERNETES PIN_PULUMI_COMMAND PIN_KUBERNETES PIN_ETCD
+# PIN_ACTIONLINT, and PIN_PULUMI_LANGUAGE_PYTHON (empty unless pinned apart)
 pins=$(python3 "$HELPERS/pins.py" "$ROOT/pyproject.toml") || die "cannot read the pins from pyproject.toml"
 eval "$pins"
 
@@ -126,29 +129,45 @@ fmt_secs() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
 
 failures=()
 
-# ensure KEY LABEL ESTIMATE BUILD_FUNCTION
-#   $CACHE/KEY is complete once it exists: BUILD_FUNCTION fills $1/out in a
-#   private temporary directory, which is renamed into place only after the
-#   function succeeded (a rename within one file system is atomic), so an
-#   interrupted build never leaves a half tool that looks complete.  A lock per
-#   key lets two runs share the cache safely.
+# complete KEY FILE...: the cache entry exists and has every FILE.
+complete() {
+    local dir=$CACHE/$1 f
+    shift
+    [[ -d $dir ]] || return 1
+    for f in "$@"; do
+        [[ -e $dir/$f ]] || return 1
+    done
+}
+
+# ensure KEY LABEL ESTIMATE BUILD_FUNCTION FILE...
+#   $CACHE/KEY is the finished tool.  BUILD_FUNCTION fills $1/out in a private
+#   temporary directory, which is renamed into place only after the function
+#   succeeded (a rename within one file system is atomic), so an interrupted
+#   build never leaves a half tool that looks complete.  An entry lacking one
+#   of FILE (made by an older version of this script) is rebuilt.  A lock per
+#   key lets concurrent runs share the cache.
 ensure() {
     local key=$1 label=$2 estimate=$3 fn=$4
+    shift 4
     local dest=$CACHE/$key logfile=$CACHE/logs/$key.log
-    if [[ -d $dest ]]; then
+    if complete "$key" "$@"; then
         log "$label cached"
         return 0
     fi
     local lockfd
     exec {lockfd}>"$CACHE/locks/$key.lock"
     flock "$lockfd"
-    if [[ -d $dest ]]; then
+    if complete "$key" "$@"; then
         exec {lockfd}>&-
         log "$label cached (built by another run)"
         return 0
     fi
     local work start rc=0
     work=$(mktemp -d "$CACHE/tmp/$key.XXXXXX")
+    if [[ -d $dest ]]; then
+        log "$key is incomplete (older layout): rebuilding it"
+        mv "$dest" "$work/stale"
+    fi
     mkdir -p "$work/out/bin"
     log "building $label (cold, ~$estimate; log: $logfile)…"
     start=$SECONDS
@@ -159,21 +178,20 @@ ensure() {
     wait $! || rc=$?
     if ((rc == 0)); then
         mv "$work/out" "$dest"
-        rm -rf "$work"
         log "built $label in $(fmt_secs $((SECONDS - start)))"
     else
-        rm -rf "$work"
         log "FAILED to build $label after $(fmt_secs $((SECONDS - start))); last lines of $logfile:"
         tail -n 15 "$logfile" | sed 's/^/    /' >&2
         failures+=("$label: $(grep -v '^\s*$' "$logfile" | tail -n 1)")
     fi
+    rm -rf "$work"
     exec {lockfd}>&-
     return 0
 }
 
 # --- builders -------------------------------------------------------------------
 # Each runs in a subshell with its output in the log, `set -e` in force, and
-# must leave the finished tool in $1/out/bin.
+# must leave the finished tool in $1/out.
 
 PULUMI_MODULE=github.com/pulumi/pulumi
 PULUMI_VERSION_LDFLAG=github.com/pulumi/pulumi/sdk/v3/go/common/version.Version
@@ -195,12 +213,41 @@ build_pulumi_cli() {
     [[ $got == "v$PIN_PULUMI" ]] || { echo "built pulumi reports '$got', want v$PIN_PULUMI"; return 1; }
 }
 
+build_pulumi_language_python() {
+    local work=$1 src
+    if [[ -z $PIN_PULUMI_LANGUAGE_PYTHON ]]; then
+        # Since pulumi v3.7x the Python language host is a module of its own,
+        # .../sdk/python/cmd/pulumi-language-python/v3, whose go.mod replaces
+        # sdk/v3 and pkg/v3 with sibling directories.
+        src=$(module_dir "$PULUMI_MODULE/sdk/python/cmd/pulumi-language-python/v3" "v$PIN_PULUMI")
+        writable_copy "$src" "$work/src"
+        pin_relative_replaces "$work/src" "v$PIN_PULUMI"
+        cd "$work/src"
+        "${GOBUILD[@]}" -ldflags "-s -w -X $PULUMI_VERSION_LDFLAG=v$PIN_PULUMI" \
+            -o "$work/out/bin/pulumi-language-python" .
+    else
+        # Pinned apart (see pyproject.toml): a release from before the split,
+        # when the language host was the package python/cmd/pulumi-language-python
+        # of the sdk/v3 module itself.
+        local v=$PIN_PULUMI_LANGUAGE_PYTHON
+        src=$(module_dir "$PULUMI_MODULE/sdk/v3" "v$v")
+        [[ -d $src/python/cmd/pulumi-language-python ]] || {
+            echo "sdk/v3 v$v has no python/cmd/pulumi-language-python: pin a release from before v3.7x"
+            return 1
+        }
+        writable_copy "$src" "$work/src"
+        cd "$work/src"
+        "${GOBUILD[@]}" -ldflags "-s -w -X $PULUMI_VERSION_LDFLAG=v$v" \
+            -o "$work/out/bin/pulumi-language-python" ./python/cmd/pulumi-language-python
+    fi
+}
+
 build_pulumi_python_shims() {
     local work=$1 src f
     # The Python helpers the CLI distribution carries next to the binaries:
     # the exec script the language host runs a program with and the
     # dynamic-provider plugin (pulumi-resource-pulumi-python).  They are plain
-    # files of the sdk/v3 module (python/dist, python/cmd).
+    # files of the sdk/v3 module (python/cmd, python/dist).
     src=$(module_dir "$PULUMI_MODULE/sdk/v3" "v$PIN_PULUMI")
     for f in "$src"/python/dist/pulumi-* "$src"/python/cmd/pulumi-*; do
         [[ -f $f && $f != *.cmd ]] || continue
@@ -213,25 +260,28 @@ build_pulumi_python_shims() {
     }
 }
 
-build_pulumi_language_python() {
-    local work=$1 src
-    # Since pulumi v3.7x the Python language host is a module of its own,
-    # github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3,
-    # whose go.mod replaces sdk/v3 and pkg/v3 with sibling directories.
-    src=$(module_dir "$PULUMI_MODULE/sdk/python/cmd/pulumi-language-python/v3" "v$PIN_PULUMI")
-    writable_copy "$src" "$work/src"
-    pin_relative_replaces "$work/src" "v$PIN_PULUMI"
-    cd "$work/src"
-    "${GOBUILD[@]}" -ldflags "-s -w -X $PULUMI_VERSION_LDFLAG=v$PIN_PULUMI" \
-        -o "$work/out/bin/pulumi-language-python" .
+# The parts of the Pulumi distribution, assembled into one directory the way
+# the released tarball has them: the CLI looks for language hosts next to its
+# own executable (and warns about any found elsewhere on PATH), and the
+# language host looks for pulumi-language-python-exec next to its own.  Hard
+# links, so the assembled copy costs no space.
+PULUMI_PARTS=()
+build_pulumi_dist() {
+    local work=$1 part f
+    for part in "${PULUMI_PARTS[@]}"; do
+        for f in "$CACHE/$part"/bin/*; do
+            ln "$f" "$work/out/bin/" 2>/dev/null || cp "$f" "$work/out/bin/"
+            echo "$part: ${f##*/}"
+        done
+    done
 }
 
 build_pulumi_kubernetes() {
     local work=$1 src mod=github.com/pulumi/pulumi-kubernetes/provider/v4
     src=$(module_dir "$mod" "v$PIN_PULUMI_KUBERNETES")
     writable_copy "$src" "$work/src"
-    # Its go.mod replaces nothing relative today; if it ever does, the sibling
-    # modules are released with the same version.
+    # If its go.mod replaces sibling modules with relative paths, those are
+    # released with the same version.
     pin_relative_replaces "$work/src" "v$PIN_PULUMI_KUBERNETES"
     cd "$work/src"
     # The schema is embedded from schema-embed.json, which upstream's Makefile
@@ -268,13 +318,16 @@ build_kubernetes() {
     cd "$work/src"
     # What hack/lib/version.sh stamps, so --version and the apiserver's own
     # compatibility version are right (unset, it would be v0.0.0-master).
-    local ld="-s -w" pkg
+    local ld="-s -w" pkg cmd
     for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
         ld+=" -X $pkg.gitVersion=v$PIN_KUBERNETES -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
         ld+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=${date:-1970-01-01T00:00:00Z}"
     done
-    "${GOBUILD[@]}" -ldflags "$ld" -o "$work/out/bin/kube-apiserver" ./cmd/kube-apiserver
-    "${GOBUILD[@]}" -ldflags "$ld" -o "$work/out/bin/kubectl" ./cmd/kubectl
+    # kubectl and kube-controller-manager share most packages with the
+    # apiserver, so they add little once it is built.
+    for cmd in kube-apiserver kubectl kube-controller-manager; do
+        "${GOBUILD[@]}" -ldflags "$ld" -o "$work/out/bin/$cmd" "./cmd/$cmd"
+    done
     "$work/out/bin/kube-apiserver" --version
     "$work/out/bin/kube-apiserver" --version | grep -qx "Kubernetes v$PIN_KUBERNETES"
 }
@@ -316,52 +369,66 @@ build_actionlint() {
 
 # --- the steps ------------------------------------------------------------------
 
-bin_path=()   # directories for PATH, in order
-exports=()    # NAME=VALUE for `env`
+bin_path=() # directories for PATH, in order
+exports=()  # NAME=VALUE for `env`
+pulumi_bin=""
 
 if wanted pulumi; then
-    # A pulumi of exactly the pinned version already on PATH (an installed
-    # CLI) is used as it is; otherwise the cache has it or builds it.
     existing=$(command -v pulumi || true)
     if [[ -n $existing && $existing != "$CACHE"/* ]] &&
         [[ $("$existing" version 2>/dev/null || true) == "v$PIN_PULUMI" ]]; then
+        # An installed distribution of exactly the pinned version carries its
+        # own language hosts and shims next to it: use it as it is.
         log "pulumi v$PIN_PULUMI found on PATH ($existing), not building it"
-        exports+=("PULUMI_BIN=$existing")
+        pulumi_bin=$existing
     else
-        ensure "pulumi-v$PIN_PULUMI" "pulumi v$PIN_PULUMI" "4 min" build_pulumi_cli
-        bin_path+=("$CACHE/pulumi-v$PIN_PULUMI/bin")
-        exports+=("PULUMI_BIN=$CACHE/pulumi-v$PIN_PULUMI/bin/pulumi")
+        langhost=${PIN_PULUMI_LANGUAGE_PYTHON:-$PIN_PULUMI}
+        ensure "pulumi-cli-v$PIN_PULUMI" "pulumi v$PIN_PULUMI" "4 min" build_pulumi_cli bin/pulumi
+        if [[ -n $PIN_PULUMI_LANGUAGE_PYTHON ]]; then
+            log "pulumi-language-python is pinned apart, to v$langhost (pyproject.toml)"
+        fi
+        ensure "pulumi-language-python-v$langhost" "pulumi-language-python v$langhost" "1 min" \
+            build_pulumi_language_python bin/pulumi-language-python
+        ensure "pulumi-python-shims-v$PIN_PULUMI" "pulumi Python shims v$PIN_PULUMI" "seconds" \
+            build_pulumi_python_shims bin/pulumi-language-python-exec
+        PULUMI_PARTS=("pulumi-cli-v$PIN_PULUMI" "pulumi-language-python-v$langhost"
+            "pulumi-python-shims-v$PIN_PULUMI")
+        dist=pulumi-v$PIN_PULUMI
+        [[ $langhost == "$PIN_PULUMI" ]] || dist+="-language-python-v$langhost"
+        if complete "${PULUMI_PARTS[0]}" && complete "${PULUMI_PARTS[1]}" && complete "${PULUMI_PARTS[2]}"; then
+            ensure "$dist" "pulumi distribution v$PIN_PULUMI" "seconds" build_pulumi_dist \
+                bin/pulumi bin/pulumi-language-python bin/pulumi-language-python-exec
+        fi
+        bin_path+=("$CACHE/$dist/bin")
+        pulumi_bin=$CACHE/$dist/bin/pulumi
+        if [[ -n $PIN_PULUMI_LANGUAGE_PYTHON ]]; then
+            # Hosts from before the split take the project's `virtualenv`
+            # runtime option only as a command-line flag, which today's engine
+            # no longer passes; they run PULUMI_PYTHON_CMD instead.
+            exports+=("PULUMI_PYTHON_CMD=${PULUMI_PYTHON_CMD:-$ROOT/.venv/bin/python}")
+        fi
     fi
-    ensure "pulumi-python-shims-v$PIN_PULUMI" "pulumi Python shims v$PIN_PULUMI" "seconds" \
-        build_pulumi_python_shims
-    bin_path+=("$CACHE/pulumi-python-shims-v$PIN_PULUMI/bin")
-fi
-if wanted pulumi-language-python; then
-    ensure "pulumi-language-python-v$PIN_PULUMI" "pulumi-language-python v$PIN_PULUMI" "3 min" \
-        build_pulumi_language_python
-    bin_path+=("$CACHE/pulumi-language-python-v$PIN_PULUMI/bin")
+    exports+=("PULUMI_BIN=$pulumi_bin")
 fi
 
 # install_plugin NAME VERSION BINARY: register a provider binary in our
-# PULUMI_HOME the way `pulumi plugin install` lays plugins out, so the engine
-# finds it without downloading anything.
+# PULUMI_HOME, laid out as `pulumi plugin install` lays out downloads, so the
+# engine finds it and never tries to download it.
 install_plugin() {
-    local name=$1 version=$2 binary=$3 pulumi_bin
+    local name=$1 version=$2 binary=$3 cli
     local dir=$PULUMI_HOME_DIR/plugins/resource-$name-v$version
     if [[ -d $dir && ! -e $dir.partial ]]; then
         log "plugin resource $name v$version installed"
         return 0
     fi
-    pulumi_bin=$CACHE/pulumi-v$PIN_PULUMI/bin/pulumi
-    [[ -x $pulumi_bin ]] || pulumi_bin=$(command -v pulumi || true)
-    # (a provider without the CLI is only possible with `toolchain.sh pulumi-kubernetes`)
-    if [[ -z $pulumi_bin ]]; then
+    cli=${pulumi_bin:-$(command -v pulumi || true)}
+    if [[ -z $cli || ! -x $cli ]]; then
         failures+=("plugin $name v$version: no pulumi CLI to install it with")
         return 0
     fi
     log "installing plugin resource $name v$version into $PULUMI_HOME_DIR"
     if ! PULUMI_HOME=$PULUMI_HOME_DIR PULUMI_SKIP_UPDATE_CHECK=true \
-        "$pulumi_bin" plugin install resource "$name" "$version" --file "$binary" >&2; then
+        "$cli" plugin install resource "$name" "$version" --file "$binary" >&2; then
         failures+=("plugin $name v$version: pulumi plugin install failed")
     fi
 }
@@ -369,34 +436,37 @@ install_plugin() {
 for provider in kubernetes command; do
     wanted "pulumi-$provider" || continue
     case $provider in
-        kubernetes) version=$PIN_PULUMI_KUBERNETES ;;
-        command) version=$PIN_PULUMI_COMMAND ;;
+        kubernetes) version=$PIN_PULUMI_KUBERNETES estimate="12 min" ;;
+        command) version=$PIN_PULUMI_COMMAND estimate="3 min" ;;
     esac
     key=pulumi-resource-$provider-v$version
-    ensure "$key" "pulumi-resource-$provider v$version" \
-        "$([[ $provider == kubernetes ]] && echo "12 min" || echo "3 min")" \
-        "build_pulumi_$provider"
-    if [[ -x $CACHE/$key/bin/pulumi-resource-$provider ]]; then
+    ensure "$key" "pulumi-resource-$provider v$version" "$estimate" "build_pulumi_$provider" \
+        "bin/pulumi-resource-$provider"
+    if complete "$key" "bin/pulumi-resource-$provider"; then
         install_plugin "$provider" "$version" "$CACHE/$key/bin/pulumi-resource-$provider"
     fi
 done
-if wanted pulumi || wanted pulumi-language-python || wanted pulumi-kubernetes || wanted pulumi-command; then
+if wanted pulumi || wanted pulumi-kubernetes || wanted pulumi-command; then
     exports+=("PULUMI_HOME=$PULUMI_HOME_DIR" "PULUMI_SKIP_UPDATE_CHECK=true")
 fi
 
 if wanted kubernetes; then
-    ensure "kubernetes-v$PIN_KUBERNETES" "kube-apiserver + kubectl v$PIN_KUBERNETES" "12 min" build_kubernetes
-    bin_path+=("$CACHE/kubernetes-v$PIN_KUBERNETES/bin")
-    exports+=("KUBE_APISERVER_BIN=$CACHE/kubernetes-v$PIN_KUBERNETES/bin/kube-apiserver"
-        "KUBECTL_BIN=$CACHE/kubernetes-v$PIN_KUBERNETES/bin/kubectl")
+    key=kubernetes-v$PIN_KUBERNETES
+    ensure "$key" "kube-apiserver, kubectl, kube-controller-manager v$PIN_KUBERNETES" "5 min" \
+        build_kubernetes bin/kube-apiserver bin/kubectl bin/kube-controller-manager
+    bin_path+=("$CACHE/$key/bin")
+    exports+=("KUBE_APISERVER_BIN=$CACHE/$key/bin/kube-apiserver"
+        "KUBECTL_BIN=$CACHE/$key/bin/kubectl"
+        "KUBE_CONTROLLER_MANAGER_BIN=$CACHE/$key/bin/kube-controller-manager")
 fi
 if wanted etcd; then
-    ensure "etcd-v$PIN_ETCD" "etcd v$PIN_ETCD" "2 min" build_etcd
+    ensure "etcd-v$PIN_ETCD" "etcd v$PIN_ETCD" "1 min" build_etcd bin/etcd
     bin_path+=("$CACHE/etcd-v$PIN_ETCD/bin")
     exports+=("ETCD_BIN=$CACHE/etcd-v$PIN_ETCD/bin/etcd")
 fi
 if wanted actionlint; then
-    ensure "actionlint-v$PIN_ACTIONLINT" "actionlint v$PIN_ACTIONLINT" "1 min" build_actionlint
+    ensure "actionlint-v$PIN_ACTIONLINT" "actionlint v$PIN_ACTIONLINT" "1 min" build_actionlint \
+        bin/actionlint
     bin_path+=("$CACHE/actionlint-v$PIN_ACTIONLINT/bin")
     exports+=("ACTIONLINT_BIN=$CACHE/actionlint-v$PIN_ACTIONLINT/bin/actionlint")
 fi
@@ -413,10 +483,12 @@ if ((${#failures[@]} > 0)); then
 fi
 
 if [[ $mode == env ]]; then
-    path_value=$(IFS=:; echo "${bin_path[*]}")
-    # "$PATH" stays literal: it is expanded by the shell that evals this.
-    # shellcheck disable=SC2016
-    printf 'export PATH=%q:"$PATH"\n' "$path_value"
+    if ((${#bin_path[@]} > 0)); then
+        path_value=$(IFS=:; echo "${bin_path[*]}")
+        # "$PATH" stays literal: it is expanded by the shell that evals this.
+        # shellcheck disable=SC2016
+        printf 'export PATH=%q:"$PATH"\n' "$path_value"
+    fi
     for kv in "${exports[@]}"; do
         printf 'export %s=%q\n' "${kv%%=*}" "${kv#*=}"
     done

@@ -5,6 +5,8 @@ host and provider plugins follow the Python SDK pins in [project]
 dependencies; kubernetes, etcd and actionlint live in
 [tool.arc-zfs-cache.toolchain].  scripts/toolchain.sh evals this output, so
 every value is checked to be a plain X.Y.Z version before it is printed.
+The optional pulumi-language-python key pins the Python language host apart
+from the CLI (empty when absent).
 """
 
 from __future__ import annotations
@@ -56,6 +58,13 @@ def main(pyproject: Path) -> int:
             errors.append(f"toolchain pin {name} = {value!r} is not a plain X.Y.Z version")
         else:
             out.append(f"{var}={value}")
+    # Optional: the Python language host pinned apart from the CLI, for when
+    # the CLI's own release of it cannot be had (see scripts/toolchain.sh).
+    langhost = tools.get("pulumi-language-python", "")
+    if langhost and not (isinstance(langhost, str) and VERSION.match(langhost)):
+        errors.append(f"toolchain pin pulumi-language-python = {langhost!r} is not X.Y.Z")
+    else:
+        out.append(f"PIN_PULUMI_LANGUAGE_PYTHON={langhost}")
     if errors:
         for error in errors:
             print(f"toolchain: {pyproject}: {error}", file=sys.stderr)
