@@ -114,6 +114,8 @@ _CONTROLLERS: Final = (
     "deployment-controller",
     "replicaset-controller",
     "job-controller",
+    "statefulset-controller",
+    "daemonset-controller",
 )
 _AUDIT_POLICY: Final = {
     "apiVersion": "audit.k8s.io/v1",

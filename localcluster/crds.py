@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from lightkube import ApiError
+from lightkube.generic_resource import create_global_resource, create_namespaced_resource
 
 from localcluster.kube import Kube, is_conflict, meta
 
@@ -53,4 +55,32 @@ def install_crds(kube: Kube, timeout: float = 60.0) -> list[str]:
             raise TimeoutError(f"CRDs not Established after {timeout}s: {sorted(pending)}")
         if pending:
             time.sleep(0.1)
+    # Established is not servable yet: the first lists get 429 while the watch cache fills.
+    for doc in crd_documents():
+        _wait_servable(kube, doc, deadline)
     return names
+
+
+def _wait_servable(kube: Kube, doc: dict[str, Any], deadline: float) -> None:
+    spec = doc["spec"]
+    version = next(v["name"] for v in spec["versions"] if v.get("storage"))
+    names = spec["names"]
+    if spec["scope"] == "Namespaced":
+        resource: Any = create_namespaced_resource(
+            spec["group"], version, names["kind"], names["plural"]
+        )
+        namespace: str | None = "*"
+    else:
+        resource = create_global_resource(spec["group"], version, names["kind"], names["plural"])
+        namespace = None
+    while True:
+        try:
+            if namespace:
+                list(kube.client.list(resource, namespace=namespace, chunk_size=1))
+            else:
+                list(kube.client.list(resource, chunk_size=1))
+            return
+        except ApiError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any, Final
 
 import httpx2
+import msgspec
 from lightkube import ApiError, Client, KubeConfig
 from lightkube.core import resource as lkres
 from lightkube.generic_resource import create_global_resource, create_namespaced_resource
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.core_v1 import (
+    ConfigMap,
     Event,
     Namespace,
     PersistentVolume,
@@ -69,6 +71,7 @@ KINDS: Final[Mapping[str, Kind]] = {
     for k in (
         Kind("Namespace", Namespace, False, True),
         Kind("ServiceAccount", ServiceAccount, True, True),
+        Kind("ConfigMap", ConfigMap, True, True),
         Kind("Pod", Pod, True, True),
         Kind("Event", Event, True, True),
         Kind("PersistentVolumeClaim", PersistentVolumeClaim, True, True),
@@ -236,7 +239,10 @@ class Kube:
                 "target": {"apiVersion": "v1", "kind": "Node", "name": node},
             }
         )
-        self.client.create(binding, name, namespace=namespace)
+        # The API server answers a binding with a Status, which lightkube cannot decode as
+        # a Binding; errors still arrive as ApiError, before decoding.
+        with contextlib.suppress(msgspec.ValidationError):
+            self.client.create(binding, name, namespace=namespace)
 
     def watch(self, kind: str, server_timeout: int = 60) -> Iterator[tuple[str, JsonDict]]:
         """Watch ``kind`` in all namespaces; yields (event type, object)."""
