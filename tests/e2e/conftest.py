@@ -1,0 +1,56 @@
+"""e2e tier: a real kube-apiserver + etcd on loopback with the storage simulator, per session.
+
+Everything under tests/e2e is marked ``e2e``. The tier never skips: without the toolchain
+binaries the session fails with the reason and the command that fixes it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from localcluster.harness import LocalCluster
+from localcluster.toolchain import FIX_COMMAND, ToolchainMissingError, find_binaries
+
+_E2E_DIR = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test under tests/e2e with ``e2e``."""
+    for item in items:
+        if _E2E_DIR in Path(str(item.path)).resolve().parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A started control plane + storage simulator, shared by the session, stopped at its end.
+
+    Attributes: ``kubeconfig`` (the code under test's, context ``arc-zfs-cache-local``),
+    ``client()`` / ``kube()`` (harness identity), ``audit`` (``mark()``,
+    ``mutating_requests(since)``), ``mutating_requests(since)``, ``schedule_pod(ns, name,
+    node)``, ``simulator`` and ``control_plane``.
+    """
+    try:
+        find_binaries()
+    except ToolchainMissingError as exc:
+        pytest.fail(
+            f"e2e tier cannot run: {exc}\nFix: {FIX_COMMAND}  (then run the tests again)",
+            pytrace=False,
+        )
+    began = time.monotonic()
+    cluster = LocalCluster(tmp_path_factory.mktemp("local-cluster"))
+    cluster.start()
+    # Shown with -s (and on failure): how long the tier's set-up took.
+    print(
+        f"\nlocal cluster up in {time.monotonic() - began:.1f}s "
+        f"(control plane {cluster.control_plane.startup_seconds:.1f}s): "
+        f"kubectl --kubeconfig {cluster.kubeconfig} get pods -A"
+    )
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
