@@ -115,6 +115,7 @@ class ManagedProcess:
     pid_path: Path
     marker: str
     env: dict[str, str] | None = None
+    cwd: Path | None = None
     popen: subprocess.Popen[bytes] | None = None
 
     def start(self, *, detached: bool) -> None:
@@ -129,6 +130,7 @@ class ManagedProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 env=self.env,
+                cwd=self.cwd,
                 preexec_fn=None if detached else _die_with_parent(),  # noqa: PLW1509
             )
         self.pid_path.write_text(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -660,3 +663,34 @@ def test_without_controller_manager_the_simulator_plays_the_core_controllers(
         admin.delete("Namespace", ns)
         wait_for("namespace finalized", lambda: kube.get("Namespace", ns) is None, timeout=30)
     assert not cluster.control_plane.running()
+
+
+def test_cli_up_status_down_leaves_nothing_running(tmp_path: Path) -> None:
+    state = tmp_path / "cli"
+    root = Path(__file__).resolve().parents[2]
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "localcluster", "--state-dir", str(state), *args],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+
+    started = cli("up")
+    try:
+        assert started.returncode == 0, started.stderr
+        assert f"kubectl --kubeconfig {state / 'kubeconfig'} get pods -A" in started.stdout
+        status = cli("status")
+        assert status.returncode == 0, status.stdout
+        assert "storage-simulator        running" in status.stdout
+        assert cli("kubeconfig").stdout.strip() == str(state / "kubeconfig")
+        pids = [json.loads(p.read_text())["pid"] for p in (state / "run").glob("*.pid")]
+        assert len(pids) >= 3
+    finally:
+        stopped = cli("down")
+    assert stopped.returncode == 0, stopped.stderr
+    assert cli("status").returncode == 3
+    assert [pid for pid in pids if pid_alive(pid)] == []
