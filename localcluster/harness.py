@@ -66,6 +66,18 @@ class LocalCluster:
             raise
         return self
 
+    def restart_simulator(self, **changes: Any) -> StorageSimulator:
+        """Stop the simulator and start a new one (with ``changes`` to its config).
+
+        The new one knows only what the API server holds: tests use this to prove that
+        a restart converges.
+        """
+        assert self.simulator is not None, "the cluster is not started"
+        config = dataclasses.replace(self.simulator.config, **changes)
+        self.simulator.stop()
+        self.simulator = StorageSimulator(self.control_plane.simulator_kubeconfig, config)
+        return self.simulator.start()
+
     def stop(self) -> None:
         """Stop the simulator, then the control plane (raises if a process survives)."""
         if self.simulator is not None:

@@ -694,3 +694,33 @@ def test_cli_up_status_down_leaves_nothing_running(tmp_path: Path) -> None:
     assert stopped.returncode == 0, stopped.stderr
     assert cli("status").returncode == 3
     assert [pid for pid in pids if pid_alive(pid)] == []
+
+
+def test_a_restarted_simulator_converges_from_the_api_alone(
+    local_cluster: LocalCluster, kube: Kube, classes: dict[str, str], namespace: str
+) -> None:
+    claim(kube, namespace, "base", classes["immediate"], "1Gi")
+    base_pv = bound(kube, namespace, "base")["spec"]["volumeName"]
+    claim(kube, namespace, "derived", classes["immediate"], "1Gi", source=pvc_source("base"))
+    bound(kube, namespace, "derived")
+    assert local_cluster.simulator is not None
+    local_cluster.simulator.stop()
+    try:
+        # While nobody plays the storage system, work piles up.
+        claim(kube, namespace, "queued", classes["immediate"], "1Gi")
+        kube.delete("PersistentVolumeClaim", "base", namespace)
+        time.sleep(0.5)
+        queued = kube.get("PersistentVolumeClaim", "queued", namespace)
+        assert queued is not None and queued["status"]["phase"] == "Pending"
+    finally:
+        local_cluster.restart_simulator(provision_delay=0.5)
+    began = time.monotonic()
+    bound(kube, namespace, "queued")
+    assert time.monotonic() - began >= 0.4  # the provisioning delay applies
+    # The lineage came back from the objects: the base volume is kept for its clone.
+    wait_for(
+        "base ZFSVolume terminating",
+        lambda: meta(zfs_volume(kube, base_pv) or {}).get("deletionTimestamp"),
+    )
+    never("base destroyed under its clone", lambda: zfs_volume(kube, base_pv) is None, 1.0)
+    local_cluster.restart_simulator(provision_delay=0.0)
