@@ -121,11 +121,17 @@ class AuditLog:
         if self._sync is None:
             return
         marker = _SYNC_PREFIX + uuid.uuid4().hex[:12]
+        start = self.path.stat().st_size if self.path.exists() else 0
         self._sync(marker)
         deadline = time.monotonic() + timeout
+        needle = marker.encode()
         while time.monotonic() < deadline:
-            if self.path.exists() and marker in self.path.read_text(errors="replace"):
-                return
+            if self.path.exists():
+                # Only what was written after the marker request started can hold it.
+                with self.path.open("rb") as handle:
+                    handle.seek(start)
+                    if needle in handle.read():
+                        return
             time.sleep(0.02)
         raise TimeoutError(f"audit marker {marker} did not reach {self.path} in {timeout}s")
 

@@ -36,6 +36,8 @@ import shutil
 import ssl
 import subprocess
 import time
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
@@ -231,7 +233,7 @@ class LocalControlPlane:
             self._harness_client = self.client("harness")
         Kube(self._harness_client).get("ServiceAccount", marker, "default")
 
-    def mutating_requests(self, since: AuditMark | Any = None) -> list[AuditEvent]:
+    def mutating_requests(self, since: AuditMark | datetime | None = None) -> list[AuditEvent]:
         """Mutating requests after ``since`` by anyone but the infrastructure identities."""
         return self.audit.mutating_requests(since)
 
@@ -481,7 +483,7 @@ class LocalControlPlane:
         )
 
     @staticmethod
-    def _wait(proc: ManagedProcess, check: Any, timeout: float, what: str) -> None:
+    def _wait(proc: ManagedProcess, check: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not proc.alive():
@@ -503,6 +505,10 @@ class LocalControlPlane:
                 procs[name] = self._process(name, [])
         order = ("kube-controller-manager", "kube-apiserver", "etcd")
         return [procs[name] for name in order]
+
+    def pids(self) -> dict[str, int]:
+        """Process name -> pid of the processes that are alive."""
+        return {p.name: p.pid for p in self._known_processes() if p.alive() and p.pid is not None}
 
     def running(self) -> bool:
         """True if any of this state directory's processes is alive."""

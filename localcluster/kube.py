@@ -18,7 +18,6 @@ from typing import Any, Final
 import httpx2
 import msgspec
 from lightkube import ApiError, Client, KubeConfig
-from lightkube.core import resource as lkres
 from lightkube.generic_resource import create_global_resource, create_namespaced_resource
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.core_v1 import (
@@ -252,9 +251,3 @@ class Kube:
             kwargs["namespace"] = "*"
         for event, obj in self.client.watch(k.resource, **kwargs):
             yield event, _to_dict(k, obj)
-
-
-def resource_class(kind: str) -> type[lkres.Resource]:
-    """lightkube class of ``kind`` (for callers that want lightkube objects)."""
-    cls: type[lkres.Resource] = KINDS[kind].resource
-    return cls

@@ -921,7 +921,6 @@ class StorageSimulator:
     def _plan(
         self, world: World, claim: Obj, storage_class: Obj, node: str | None, volume_name: str
     ) -> _Plan:
-        m = meta(claim)
         spec = claim.get("spec") or {}
         try:
             requested = parse_quantity(
@@ -974,7 +973,6 @@ class StorageSimulator:
             value = _param(storage_class, param)
             if value:
                 volume_spec[key] = value
-        del m
         return _Plan(node=volume_spec["ownerNodeID"], spec=volume_spec, labels={})
 
     @staticmethod
