@@ -8,6 +8,10 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "ANNOTATION_PROMOTE_TOKEN",
+    "ANNOTATION_RESET_TOKEN",
+    "ANNOTATION_RETIRED_AT",
+    "ANNOTATION_SELECTED_NODE",
     "ANNOTATION_SUPERSEDED_AT",
     "ARC_CONTROLLER_CHART",
     "ARC_CONTROLLER_CHART_VERSION",
@@ -35,6 +39,7 @@ __all__ = [
     "LABEL_SCALE_SET",
     "MANAGED_BY",
     "OPENEBS_NAMESPACE",
+    "OPENEBS_PERSISTENT_VOLUME_LABEL",
     "OPENEBS_SOURCE_VOLUME_LABEL",
     "OPENEBS_ZFS_CHART",
     "OPENEBS_ZFS_CHART_NAME",
@@ -42,17 +47,24 @@ __all__ = [
     "OPENEBS_ZFS_CSI_DRIVER",
     "PART_OF",
     "ROLE_BUILDER_VOLUME",
+    "ROLE_LEASE",
     "ROLE_PARENT",
+    "ROLE_POINTER",
     "ROLE_SOURCE_SNAPSHOT",
     "RUNNER_CONTAINER_NAME",
     "RUNNER_GID",
     "RUNNER_IMAGE",
     "RUNNER_UID",
     "RUNNER_WORK_DIR",
+    "SNAPSHOT_API_GROUP",
+    "SNAPSHOT_API_VERSION",
+    "ZFS_API_VERSION",
     "builder_volume_name",
     "controller_service_account_name",
     "generation_name",
     "hook_template_name",
+    "promotion_lease_name",
+    "promotion_pointer_name",
     "source_snapshot_name",
 ]
 
@@ -79,6 +91,15 @@ OPENEBS_NAMESPACE: Final = "openebs"
 OPENEBS_ZFS_CSI_DRIVER: Final = "zfs.csi.openebs.io"
 #: Label OpenEBS puts on a clone's ZFSVolume, naming the PV it was cloned from.
 OPENEBS_SOURCE_VOLUME_LABEL: Final = "openebs.io/source-volume"
+#: Label OpenEBS puts on a ZFSSnapshot, naming the PV (dataset) it is a snapshot of.
+OPENEBS_PERSISTENT_VOLUME_LABEL: Final = "openebs.io/persistent-volume"
+#: apiVersion of the OpenEBS ZFS LocalPV objects (ZFSVolume, ZFSSnapshot).
+ZFS_API_VERSION: Final = "zfs.openebs.io/v1"
+#: API group and version of VolumeSnapshot (external-snapshotter).
+SNAPSHOT_API_GROUP: Final = "snapshot.storage.k8s.io"
+SNAPSHOT_API_VERSION: Final = "v1"
+#: Annotation naming the node a WaitForFirstConsumer claim is provisioned on (the scheduler's).
+ANNOTATION_SELECTED_NODE: Final = "volume.kubernetes.io/selected-node"
 
 # --- Runner and job pod facts (runner image, hook 0.7) -------------------------------------
 
@@ -115,9 +136,20 @@ LABEL_SCALE_SET: Final = "arc-zfs-cache.io/scale-set"
 #: Marks a ConfigMap as a runner-container-hooks pod template (the policy pack looks for it).
 LABEL_HOOK_TEMPLATE: Final = "arc-zfs-cache.io/hook-template"
 ANNOTATION_SUPERSEDED_AT: Final = "arc-zfs-cache.io/superseded-at"
+#: When a builder volume stopped being the current one (a reset); retention counts from it.
+ANNOTATION_RETIRED_AT: Final = "arc-zfs-cache.io/retired-at"
+#: The promote token whose promotion made a source snapshot or generation (crash re-runs adopt
+#: objects only when it matches).
+ANNOTATION_PROMOTE_TOKEN: Final = "arc-zfs-cache.io/promote-token"
+#: The reset token whose reset made a builder volume.
+ANNOTATION_RESET_TOKEN: Final = "arc-zfs-cache.io/reset-token"
 ROLE_PARENT: Final = "parent"
 ROLE_BUILDER_VOLUME: Final = "builder-volume"
 ROLE_SOURCE_SNAPSHOT: Final = "source-snapshot"
+#: The promotion pointer ConfigMap (current generation and builder volume of a cache).
+ROLE_POINTER: Final = "promotion-pointer"
+#: The Lease serialising a cache's promotions, resets and collection.
+ROLE_LEASE: Final = "promotion-lease"
 
 
 # --- Deterministic object names ------------------------------------------------------------
@@ -136,6 +168,16 @@ def source_snapshot_name(cache: str, generation: int) -> str:
 def builder_volume_name(cache: str, index: int) -> str:
     """Name of a cache's builder volume: ``<cache>-work-<M>``."""
     return f"{cache}-work-{index}"
+
+
+def promotion_pointer_name(cache: str) -> str:
+    """Name of the ConfigMap holding a cache's promotion pointer: ``<cache>-promotion``."""
+    return f"{cache}-promotion"
+
+
+def promotion_lease_name(cache: str) -> str:
+    """Name of the coordination.k8s.io Lease serialising a cache's promotions."""
+    return f"{cache}-promotion"
 
 
 def controller_service_account_name(release: str) -> str:

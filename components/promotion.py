@@ -1,8 +1,11 @@
 """CachePromotion: the current parent claim of a cache, moved forward by safe promotion.
 
 The dynamic provider that takes the Lease, snapshots the builder volume and swaps the pointer
-lives in :mod:`components.promotion_provider`; this module declares the resource and its
-typed inputs and outputs, which the rest of the program consumes.
+lives in :mod:`components.promotion_provider` (protocol and rules: docs/promotion.md); this
+module declares the resource and its typed inputs and outputs, which the rest of the program
+consumes. Creating the resource starts the lineage at generation 1 (``root_claim``) and
+builder volume 1 (``builder_volume``), both owned by the stack; later generations and builder
+volumes belong to the provider.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import Resource
 
-from components.promotion_provider import CachePromotionProvider
+from components.promotion_provider import OUTPUTS, CachePromotionProvider
 
 __all__ = ["CachePromotion", "CachePromotionArgs"]
 
@@ -65,19 +68,26 @@ class CachePromotionArgs:
 
 
 class CachePromotion(Resource, module="promotion", name="CachePromotion"):
-    """One cache's lineage of parent generations and its builder volume."""
+    """One cache's lineage of parent generations and its builder volume.
+
+    Outputs: ``parent_claim`` (the claim every job clones), ``generation``,
+    ``builder_claim`` (the builder scale set's volume), ``promoted_at``, ``token`` and
+    ``reset_token`` (the tokens applied), ``report`` (what the last run did and what garbage
+    collection kept, and why).
+    """
 
     parent_claim: pulumi.Output[str]
     generation: pulumi.Output[int]
     builder_claim: pulumi.Output[str]
     promoted_at: pulumi.Output[str]
     token: pulumi.Output[str]
+    reset_token: pulumi.Output[str]
+    report: pulumi.Output[list[str]]
 
     def __init__(
         self, name: str, args: CachePromotionArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         props = args.props()
-        props.update(
-            parent_claim=None, generation=None, builder_claim=None, promoted_at=None, token=None
-        )
+        # Declared as None so the engine treats them as outputs (unknown during preview).
+        props.update(dict.fromkeys(OUTPUTS))
         super().__init__(CachePromotionProvider(), name, props, opts)

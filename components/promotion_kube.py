@@ -1,0 +1,373 @@
+"""The API calls of cache promotion, over lightkube (one :class:`Cluster` per provider call).
+
+Clients are built here, inside the provider's methods, never at import or serialisation
+time. Reads return the plain JSON the pure modules reason about; writes are idempotent
+(create tolerates "already exists", delete tolerates "not found") so every protocol step can
+be repeated after a crash.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any, Final, TypeVar, cast
+
+import httpx2
+import yaml
+from lightkube import ApiError, Client, KubeConfig
+from lightkube.generic_resource import create_global_resource, create_namespaced_resource
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.coordination_v1 import Lease
+from lightkube.resources.core_v1 import ConfigMap, Event, PersistentVolumeClaim, Pod
+from lightkube.types import PatchType
+
+from components import constants as c
+from components.promotion_plan import (
+    Claim,
+    ConfigMapText,
+    Inventory,
+    PodUse,
+    Pointer,
+    Snapshot,
+    ZfsSnapshot,
+    ZfsVolume,
+)
+
+__all__ = [
+    "Cluster",
+    "PointerConflictError",
+    "WaitTimeoutError",
+    "client_for",
+    "common_labels",
+    "wait_for",
+]
+
+T = TypeVar("T")
+JsonDict = dict[str, Any]
+
+#: Longest pause between two looks while waiting.
+_MAX_BACKOFF: Final = 5.0
+
+
+def client_for(kubeconfig: str | None, context: str | None, timeout: float = 30.0) -> Client:
+    """A lightkube client for a kubeconfig path (or kubeconfig content) and context.
+
+    ``None`` means what kubectl would use: the in-cluster service account, else the first
+    existing file of ``$KUBECONFIG``, else ``~/.kube/config``.
+    """
+    if kubeconfig and ("\n" in kubeconfig or kubeconfig.lstrip().startswith("{")):
+        config = KubeConfig.from_dict(yaml.safe_load(kubeconfig))
+    elif kubeconfig:
+        config = KubeConfig.from_file(Path(kubeconfig).expanduser())
+    else:
+        paths = [p for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p]
+        existing = [p for p in paths if Path(p).expanduser().exists()]
+        if existing:
+            config = KubeConfig.from_file(Path(existing[0]).expanduser())
+        else:
+            config = KubeConfig.from_env()
+    single = config.get(context_name=context)
+    if single is None:
+        raise ValueError(f"kubeconfig has no context {context!r} (and no current context)")
+    return Client(config=single, timeout=httpx2.Timeout(timeout), field_manager="arc-zfs-cache")
+
+
+def common_labels(cache_name: str, role: str) -> dict[str, str]:
+    """Labels of every object promotion creates (the program's standard set plus the cache)."""
+    return {
+        c.LABEL_MANAGED_BY: c.MANAGED_BY,
+        c.LABEL_PART_OF: c.PART_OF,
+        c.LABEL_CACHE: cache_name,
+        c.LABEL_ROLE: role,
+    }
+
+
+# Generic resources are registered lazily (first use inside a provider method), so importing
+# this module registers nothing.
+@cache
+def volume_snapshot() -> Any:
+    """lightkube class of VolumeSnapshot."""
+    return create_namespaced_resource(
+        c.SNAPSHOT_API_GROUP, c.SNAPSHOT_API_VERSION, "VolumeSnapshot", "volumesnapshots"
+    )
+
+
+@cache
+def volume_snapshot_content() -> Any:
+    """lightkube class of VolumeSnapshotContent (cluster-scoped)."""
+    return create_global_resource(
+        c.SNAPSHOT_API_GROUP,
+        c.SNAPSHOT_API_VERSION,
+        "VolumeSnapshotContent",
+        "volumesnapshotcontents",
+    )
+
+
+@cache
+def zfs_volume() -> Any:
+    """lightkube class of the OpenEBS ZFSVolume."""
+    group, _, version = c.ZFS_API_VERSION.partition("/")
+    return create_namespaced_resource(group, version, "ZFSVolume", "zfsvolumes")
+
+
+@cache
+def zfs_snapshot() -> Any:
+    """lightkube class of the OpenEBS ZFSSnapshot."""
+    group, _, version = c.ZFS_API_VERSION.partition("/")
+    return create_namespaced_resource(group, version, "ZFSSnapshot", "zfssnapshots")
+
+
+class WaitTimeoutError(TimeoutError):
+    """A wait ran out of time; the message says what was awaited and what was seen last."""
+
+
+def wait_for(
+    probe: Callable[[], T | None],
+    timeout: float,
+    on_timeout: Callable[[], str],
+) -> T:
+    """Call ``probe`` with exponential backoff (0.1 s growing to 5 s, jittered) until it
+    returns something other than None, for at most ``timeout`` seconds; then raise
+    WaitTimeoutError with ``on_timeout()`` as the message."""
+    deadline = time.monotonic() + timeout
+    delay = 0.1
+    while True:
+        value = probe()
+        if value is not None:
+            return value
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise WaitTimeoutError(on_timeout())
+        time.sleep(min(delay * random.uniform(0.7, 1.0), remaining))
+        delay = min(delay * 1.6, _MAX_BACKOFF)
+
+
+class PointerConflictError(RuntimeError):
+    """The pointer changed between our read and our compare-and-swap."""
+
+
+def _as_dict(obj: Any) -> JsonDict:
+    if isinstance(obj, dict):
+        return dict(obj)
+    data: JsonDict = obj.to_dict()
+    return data
+
+
+def _missing(exc: ApiError) -> bool:
+    return exc.status.code == 404
+
+
+class Cluster:
+    """One namespace of one cluster, as promotion sees it."""
+
+    def __init__(self, client: Client, namespace: str) -> None:
+        self.client = client
+        self.namespace = namespace
+
+    def close(self) -> None:
+        """Close the client's connections."""
+        self.client.close()
+
+    # --- pointer -------------------------------------------------------------------------
+
+    def read_pointer(self, cache_name: str) -> tuple[Pointer, str] | None:
+        """The pointer and its resourceVersion, or None if there is none."""
+        name = c.promotion_pointer_name(cache_name)
+        try:
+            cm = self.client.get(ConfigMap, name, namespace=self.namespace)
+        except ApiError as exc:
+            if _missing(exc):
+                return None
+            raise
+        version = (cm.metadata.resourceVersion if cm.metadata else None) or ""
+        return Pointer.from_data(f"{self.namespace}/{name}", cm.data), version
+
+    def create_pointer(self, cache_name: str, pointer: Pointer) -> bool:
+        """Create the pointer; False if it already exists (someone else was first)."""
+        body = ConfigMap(
+            metadata=ObjectMeta(
+                name=c.promotion_pointer_name(cache_name),
+                namespace=self.namespace,
+                labels=common_labels(cache_name, c.ROLE_POINTER),
+            ),
+            data=pointer.to_data(),
+        )
+        try:
+            self.client.create(body)
+        except ApiError as exc:
+            if exc.status.code == 409:
+                return False
+            raise
+        return True
+
+    def swap_pointer(self, cache_name: str, new: Pointer, version: str) -> str:
+        """Compare-and-swap: replace the pointer only if it is still at ``version``; return
+        the new resourceVersion or raise PointerConflictError."""
+        body = ConfigMap(
+            metadata=ObjectMeta(
+                name=c.promotion_pointer_name(cache_name),
+                namespace=self.namespace,
+                labels=common_labels(cache_name, c.ROLE_POINTER),
+                resourceVersion=version,
+            ),
+            data=new.to_data(),
+        )
+        try:
+            replaced = self.client.replace(body)
+        except ApiError as exc:
+            if exc.status.code in (404, 409):
+                raise PointerConflictError(
+                    f"promotion pointer {self.namespace}/{c.promotion_pointer_name(cache_name)} "
+                    f"changed since it was read at resourceVersion {version} "
+                    f"({exc.status.message})"
+                ) from None
+            raise
+        return (replaced.metadata.resourceVersion if replaced.metadata else None) or ""
+
+    def delete_pointer(self, cache_name: str) -> None:
+        """Delete the pointer ConfigMap (gone already is fine)."""
+        self._delete(ConfigMap, c.promotion_pointer_name(cache_name))
+
+    def delete_lease(self, cache_name: str) -> None:
+        """Delete the cache's promotion Lease (gone already is fine)."""
+        self._delete(Lease, c.promotion_lease_name(cache_name))
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def claim(self, name: str) -> Claim | None:
+        """One PVC of the namespace."""
+        try:
+            obj = self.client.get(PersistentVolumeClaim, name, namespace=self.namespace)
+        except ApiError as exc:
+            if _missing(exc):
+                return None
+            raise
+        return Claim.from_object(_as_dict(obj))
+
+    def snapshot(self, name: str) -> Snapshot | None:
+        """One VolumeSnapshot of the namespace."""
+        try:
+            obj = self.client.get(volume_snapshot(), name, namespace=self.namespace)
+        except ApiError as exc:
+            if _missing(exc):
+                return None
+            raise
+        return Snapshot.from_object(_as_dict(obj))
+
+    def pods(self) -> list[PodUse]:
+        """Every pod of the namespace."""
+        return [
+            PodUse.from_object(_as_dict(p)) for p in self.client.list(Pod, namespace=self.namespace)
+        ]
+
+    def events_about(self, name: str) -> list[str]:
+        """Messages of the namespace's Warning events about object ``name`` (newest last)."""
+        events = self.client.list(
+            Event, namespace=self.namespace, fields={"involvedObject.name": name}
+        )
+        return [f"{e.reason}: {e.message}" for e in events if e.type == "Warning" and e.message]
+
+    def _list(self, resource: Any, namespace: str | None) -> Iterable[Any]:
+        try:
+            if namespace is None:
+                return list(self.client.list(resource))
+            return list(self.client.list(resource, namespace=namespace))
+        except ApiError as exc:
+            # The kind is not installed (e.g. no OpenEBS on this cluster): none exist. Any
+            # other error (403 …) propagates: collecting blind is never acceptable.
+            if _missing(exc):
+                return []
+            raise
+
+    def inventory(self) -> Inventory:
+        """Everything that can refer to or depend on a claim of this namespace."""
+        ns = self.namespace
+        handles: dict[str, str] = {}
+        for content in self._list(volume_snapshot_content(), None):
+            data = _as_dict(content)
+            handle = (data.get("status") or {}).get("snapshotHandle")
+            if handle:
+                handles[data["metadata"]["name"]] = handle
+        return Inventory(
+            claims=tuple(
+                Claim.from_object(_as_dict(o)) for o in self._list(PersistentVolumeClaim, ns)
+            ),
+            snapshots=tuple(
+                Snapshot.from_object(_as_dict(o)) for o in self._list(volume_snapshot(), ns)
+            ),
+            pods=tuple(PodUse.from_object(_as_dict(o)) for o in self._list(Pod, ns)),
+            config_maps=tuple(
+                ConfigMapText.from_object(_as_dict(o)) for o in self._list(ConfigMap, ns)
+            ),
+            zfs_volumes=tuple(
+                ZfsVolume.from_object(_as_dict(o))
+                for o in self._list(zfs_volume(), c.OPENEBS_NAMESPACE)
+            ),
+            zfs_snapshots=tuple(
+                ZfsSnapshot.from_object(_as_dict(o))
+                for o in self._list(zfs_snapshot(), c.OPENEBS_NAMESPACE)
+            ),
+            snapshot_handles=handles,
+        )
+
+    def zfs_volume_exists(self, name: str) -> bool:
+        """True if ZFSVolume ``name`` still exists (its dataset is not destroyed yet)."""
+        try:
+            self.client.get(zfs_volume(), name, namespace=c.OPENEBS_NAMESPACE)
+        except ApiError as exc:
+            if _missing(exc):
+                return False
+            raise
+        return True
+
+    # --- writes --------------------------------------------------------------------------
+
+    def create_claim(self, body: JsonDict) -> bool:
+        """Create a PVC; False if it already exists."""
+        try:
+            claim = cast(PersistentVolumeClaim, PersistentVolumeClaim.from_dict(body))
+            self.client.create(claim, namespace=self.namespace)
+        except ApiError as exc:
+            if exc.status.code == 409:
+                return False
+            raise
+        return True
+
+    def create_snapshot(self, body: JsonDict) -> bool:
+        """Create a VolumeSnapshot; False if it already exists."""
+        try:
+            self.client.create(volume_snapshot()(body), namespace=self.namespace)
+        except ApiError as exc:
+            if exc.status.code == 409:
+                return False
+            raise
+        return True
+
+    def annotate_claim(self, name: str, annotations: Mapping[str, str]) -> None:
+        """Merge ``annotations`` into a PVC's metadata."""
+        self.client.patch(
+            PersistentVolumeClaim,
+            name,
+            {"metadata": {"annotations": dict(annotations)}},
+            namespace=self.namespace,
+            patch_type=PatchType.MERGE,
+        )
+
+    def delete_claim(self, name: str) -> None:
+        """Delete a PVC (gone already is fine)."""
+        self._delete(PersistentVolumeClaim, name)
+
+    def delete_snapshot(self, name: str) -> None:
+        """Delete a VolumeSnapshot (gone already is fine)."""
+        self._delete(volume_snapshot(), name)
+
+    def _delete(self, resource: Any, name: str) -> None:
+        try:
+            self.client.delete(resource, name, namespace=self.namespace)
+        except ApiError as exc:
+            if not _missing(exc):
+                raise
