@@ -14,9 +14,6 @@ from components.promotion import CachePromotion, CachePromotionArgs
 
 __all__ = ["BuildCache", "BuildCacheArgs", "imported_volume_name"]
 
-#: Topology key the OpenEBS ZFS node plugin registers nodes under.
-_NODE_TOPOLOGY_KEY = "openebs.io/nodeid"
-
 
 @dataclass(frozen=True, slots=True)
 class BuildCacheArgs:
@@ -25,8 +22,7 @@ class BuildCacheArgs:
     name: str
     config: CacheConfig
     pool_name: str
-    parent_storage_class: str
-    clone_storage_class: str
+    storage_class: str
     snapshot_class: str
     kubeconfig: str | None = None
     context: str | None = None
@@ -85,7 +81,7 @@ class BuildCache(pulumi.ComponentResource):
                     capacity=requests,
                     access_modes=["ReadWriteOnce"],
                     persistent_volume_reclaim_policy="Retain",
-                    storage_class_name=args.parent_storage_class,
+                    storage_class_name=args.storage_class,
                     claim_ref=k8s.core.v1.ObjectReferenceArgs(namespace=cfg.namespace, name=root),
                     csi=k8s.core.v1.CSIPersistentVolumeSourceArgs(
                         driver=c.OPENEBS_ZFS_CSI_DRIVER, fs_type="zfs", volume_handle=volume
@@ -102,7 +98,7 @@ class BuildCache(pulumi.ComponentResource):
                 metadata=metadata(root, cfg.namespace, parent_labels),
                 spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
                     access_modes=["ReadWriteOnce"],
-                    storage_class_name=args.parent_storage_class,
+                    storage_class_name=args.storage_class,
                     volume_name=pv.metadata.name,
                     resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests=requests),
                 ),
@@ -111,17 +107,11 @@ class BuildCache(pulumi.ComponentResource):
         else:
             root_pvc = k8s.core.v1.PersistentVolumeClaim(
                 f"{name}-gen-1",
-                # Parents are never mounted, so nothing would trigger WaitForFirstConsumer:
-                # name the node the scheduler would have picked.
-                metadata=metadata(
-                    root,
-                    cfg.namespace,
-                    parent_labels,
-                    annotations={"volume.kubernetes.io/selected-node": cfg.node},
-                ),
+                # The node's class binds at once on that node: parents are never mounted.
+                metadata=metadata(root, cfg.namespace, parent_labels),
                 spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
                     access_modes=["ReadWriteOnce"],
-                    storage_class_name=args.parent_storage_class,
+                    storage_class_name=args.storage_class,
                     resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests=requests),
                 ),
                 opts=pulumi.ResourceOptions(
@@ -137,7 +127,7 @@ class BuildCache(pulumi.ComponentResource):
             ),
             spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
                 access_modes=["ReadWriteOnce"],
-                storage_class_name=args.clone_storage_class,
+                storage_class_name=args.storage_class,
                 data_source=k8s.core.v1.TypedLocalObjectReferenceArgs(
                     api_group="", kind="PersistentVolumeClaim", name=root_pvc.metadata.name
                 ),
@@ -154,8 +144,8 @@ class BuildCache(pulumi.ComponentResource):
                 builder_volume=builder.metadata.name,
                 size=cfg.size,
                 node=cfg.node,
-                parent_storage_class=args.parent_storage_class,
-                clone_storage_class=args.clone_storage_class,
+                parent_storage_class=args.storage_class,
+                clone_storage_class=args.storage_class,
                 snapshot_class=args.snapshot_class,
                 lease_duration=cfg.lease_duration,
                 grace_period=cfg.grace_period,
@@ -190,7 +180,7 @@ def _node_affinity(node: str) -> k8s.core.v1.VolumeNodeAffinityArgs:
                 k8s.core.v1.NodeSelectorTermArgs(
                     match_expressions=[
                         k8s.core.v1.NodeSelectorRequirementArgs(
-                            key=_NODE_TOPOLOGY_KEY, operator="In", values=[node]
+                            key=c.OPENEBS_NODE_TOPOLOGY_KEY, operator="In", values=[node]
                         )
                     ]
                 )

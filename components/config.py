@@ -378,13 +378,11 @@ class StorageConfig(_Model):
         pattern=_RECORDSIZE.pattern,
         examples=["128k"],
     )
-    parent_storage_class: DnsLabel = Field(
-        default="arc-zfs-parents",
-        description="StorageClass of parents (WaitForFirstConsumer, pinned by selected-node)",
-    )
-    clone_storage_class: DnsLabel = Field(
-        default="arc-zfs-clones",
-        description="StorageClass of job clones and builder volumes (Immediate binding)",
+    storage_class_prefix: DnsLabel = Field(
+        default="arc-zfs",
+        description="prefix of the per-node StorageClasses `<prefix>-<node>` holding every "
+        "generation, builder volume and job clone of the caches on that node",
+        examples=["arc-zfs"],
     )
     snapshot_class: DnsLabel = Field(
         default="arc-zfs-snapshots", description="VolumeSnapshotClass used by promotion"
@@ -393,17 +391,9 @@ class StorageConfig(_Model):
         default=None, description="create the zpool over SSH with pulumi-command (idempotent)"
     )
 
-    @model_validator(mode="after")
-    def _distinct_classes(self) -> Self:
-        if self.parent_storage_class == self.clone_storage_class:
-            raise PydanticCustomError(
-                "storage_classes",
-                "parentStorageClass and cloneStorageClass must differ: clones need Immediate "
-                "binding because hook 0.7 pins the job pod with spec.nodeName "
-                "(e.g. cloneStorageClass: arc-zfs-clones)",
-                {},
-            )
-        return self
+    def storage_class_for(self, node: str) -> str:
+        """The StorageClass of the caches on ``node``."""
+        return c.cache_storage_class(self.storage_class_prefix, node)
 
 
 class ArcControllerConfig(_Model):

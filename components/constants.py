@@ -39,6 +39,7 @@ __all__ = [
     "LABEL_SCALE_SET",
     "MANAGED_BY",
     "OPENEBS_NAMESPACE",
+    "OPENEBS_NODE_TOPOLOGY_KEY",
     "OPENEBS_PERSISTENT_VOLUME_LABEL",
     "OPENEBS_SOURCE_VOLUME_LABEL",
     "OPENEBS_ZFS_CHART",
@@ -60,6 +61,7 @@ __all__ = [
     "SNAPSHOT_API_VERSION",
     "ZFS_API_VERSION",
     "builder_volume_name",
+    "cache_storage_class",
     "controller_service_account_name",
     "generation_name",
     "hook_template_name",
@@ -91,6 +93,8 @@ OPENEBS_NAMESPACE: Final = "openebs"
 OPENEBS_ZFS_CSI_DRIVER: Final = "zfs.csi.openebs.io"
 #: Label OpenEBS puts on a clone's ZFSVolume, naming the PV it was cloned from.
 OPENEBS_SOURCE_VOLUME_LABEL: Final = "openebs.io/source-volume"
+#: Topology key the OpenEBS ZFS node plugin registers nodes under.
+OPENEBS_NODE_TOPOLOGY_KEY: Final = "openebs.io/nodeid"
 #: Label OpenEBS puts on a ZFSSnapshot, naming the PV (dataset) it is a snapshot of.
 OPENEBS_PERSISTENT_VOLUME_LABEL: Final = "openebs.io/persistent-volume"
 #: apiVersion of the OpenEBS ZFS LocalPV objects (ZFSVolume, ZFSSnapshot).
@@ -183,6 +187,15 @@ def promotion_lease_name(cache: str) -> str:
 def controller_service_account_name(release: str) -> str:
     """Service account the gha-runner-scale-set-controller chart creates for a release."""
     return f"{release}-gha-rs-controller"
+
+
+def cache_storage_class(prefix: str, node: str) -> str:
+    """StorageClass of the caches on one node: ``<prefix>-<node>``.
+
+    Parents, builder volumes and job clones of a cache share it, because the CSI
+    external-provisioner refuses a clone whose StorageClass differs from its source's.
+    """
+    return f"{prefix}-{node}"
 
 
 def hook_template_name(scale_set: str) -> str:

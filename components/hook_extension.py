@@ -32,7 +32,7 @@ class HookExtensionArgs:
 
     scale_set: str
     namespace: str
-    clone_storage_class: str
+    storage_class: str
     clones: Sequence[CacheClone] = ()
     builder: CacheClone | None = None
     resources: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
@@ -63,7 +63,7 @@ class HookExtension(pulumi.ComponentResource):
                     parent_claim=claim,
                     size=clone.size,
                     mount_path=clone.mount_path,
-                    storage_class=args.clone_storage_class,
+                    storage_class=args.storage_class,
                     env=clone.env,
                 )
                 for clone, claim in zip(args.clones, resolved, strict=False)

@@ -39,7 +39,11 @@ class ArcZfsCache(pulumi.ComponentResource):
         )
         child = pulumi.ResourceOptions(parent=self, providers={"kubernetes": provider})
         storage = ZfsStorage(
-            f"{name}-storage", ZfsStorageArgs(config.storage, config.images), opts=child
+            f"{name}-storage",
+            ZfsStorageArgs(
+                config.storage, config.images, sorted({x.node for x in config.caches.values()})
+            ),
+            opts=child,
         )
         controller = ArcController(
             f"{name}-controller",
@@ -64,8 +68,7 @@ class ArcZfsCache(pulumi.ComponentResource):
                     name=cache_name,
                     config=cache,
                     pool_name=config.storage.pool_name,
-                    parent_storage_class=config.storage.parent_storage_class,
-                    clone_storage_class=config.storage.clone_storage_class,
+                    storage_class=config.storage.storage_class_for(cache.node),
                     snapshot_class=config.storage.snapshot_class,
                     kubeconfig=config.cluster.kubeconfig,
                     context=config.cluster.context,
@@ -102,7 +105,7 @@ class ArcZfsCache(pulumi.ComponentResource):
                 HookExtensionArgs(
                     scale_set=set_name,
                     namespace=scale_set.namespace,
-                    clone_storage_class=config.storage.clone_storage_class,
+                    storage_class=config.storage.storage_class_for(config.node_of(scale_set)),
                     clones=clones,
                     builder=builder,
                     resources=resources,

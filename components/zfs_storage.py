@@ -22,6 +22,7 @@ class ZfsStorageArgs:
 
     config: StorageConfig
     images: ImagesConfig
+    nodes: list[str]
 
 
 def zpool_script(pool_name: str, devices: list[str], compression: str, recordsize: str) -> str:
@@ -32,7 +33,7 @@ def zpool_script(pool_name: str, devices: list[str], compression: str, recordsiz
     property to its current value is a no-op).
     """
     q = shlex.quote
-    pool = pool_name.split("/")[0]
+    pool = pool_name.split("/", maxsplit=1)[0]
     lines = [
         "set -eu",
         f"if ! zpool list -H -o name {q(pool)} >/dev/null 2>&1; then",
@@ -55,13 +56,14 @@ def zpool_script(pool_name: str, devices: list[str], compression: str, recordsiz
 class ZfsStorage(pulumi.ComponentResource):
     """OpenEBS ZFS LocalPV (pinned chart, or an existing install) and its classes.
 
-    Parents use a WaitForFirstConsumer class pinned to the cache node by the claim's
-    ``volume.kubernetes.io/selected-node`` annotation; clones use an Immediate class because
-    hook 0.7 pins job pods with ``spec.nodeName``, which bypasses the scheduler.
+    One StorageClass per cache node, shared by parents, builder volumes and job clones: the
+    CSI external-provisioner refuses a clone in another class than its source. It binds
+    Immediately (parents are never mounted, and hook 0.7 pins job pods with ``spec.nodeName``,
+    bypassing the scheduler) and its allowedTopologies put new parents on the cache's node;
+    OpenEBS places every clone on its source's node.
     """
 
-    parent_storage_class: pulumi.Output[str]
-    clone_storage_class: pulumi.Output[str]
+    storage_classes: pulumi.Output[dict[str, str]]
     snapshot_class: pulumi.Output[str]
     classes: list[pulumi.Resource]
 
@@ -123,46 +125,48 @@ class ZfsStorage(pulumi.ComponentResource):
             "recordsize": cfg.recordsize,
             "dedup": "off",
         }
-        parents = k8s.storage.v1.StorageClass(
-            f"{name}-parents",
-            metadata=metadata(cfg.parent_storage_class),
-            provisioner=c.OPENEBS_ZFS_CSI_DRIVER,
-            parameters=parameters,
-            reclaim_policy="Delete",
-            volume_binding_mode="WaitForFirstConsumer",
-            allow_volume_expansion=False,
-            opts=after_install,
-        )
-        clones = k8s.storage.v1.StorageClass(
-            f"{name}-clones",
-            metadata=metadata(cfg.clone_storage_class),
-            provisioner=c.OPENEBS_ZFS_CSI_DRIVER,
-            parameters=parameters,
-            reclaim_policy="Delete",
-            volume_binding_mode="Immediate",
-            allow_volume_expansion=False,
-            opts=after_install,
-        )
-        snapshots = custom_object(
-            f"{name}-snapshot-class",
-            "snapshot.storage.k8s.io/v1",
-            "VolumeSnapshotClass",
-            metadata(cfg.snapshot_class),
-            {"driver": c.OPENEBS_ZFS_CSI_DRIVER, "deletionPolicy": "Delete"},
-            opts=after_install,
+        classes: list[pulumi.Resource] = []
+        for node in args.nodes:
+            classes.append(
+                k8s.storage.v1.StorageClass(
+                    f"{name}-{node}",
+                    metadata=metadata(cfg.storage_class_for(node)),
+                    provisioner=c.OPENEBS_ZFS_CSI_DRIVER,
+                    parameters=parameters,
+                    reclaim_policy="Delete",
+                    volume_binding_mode="Immediate",
+                    allow_volume_expansion=False,
+                    allowed_topologies=[
+                        k8s.core.v1.TopologySelectorTermArgs(
+                            match_label_expressions=[
+                                k8s.core.v1.TopologySelectorLabelRequirementArgs(
+                                    key=c.OPENEBS_NODE_TOPOLOGY_KEY, values=[node]
+                                )
+                            ]
+                        )
+                    ],
+                    opts=after_install,
+                )
+            )
+        classes.append(
+            custom_object(
+                f"{name}-snapshot-class",
+                "snapshot.storage.k8s.io/v1",
+                "VolumeSnapshotClass",
+                metadata(cfg.snapshot_class),
+                {"driver": c.OPENEBS_ZFS_CSI_DRIVER, "deletionPolicy": "Delete"},
+                opts=after_install,
+            )
         )
         # Names stay known during preview (the policy pack reads them in hook templates);
         # consumers depend on this component for ordering.
-        self.parent_storage_class = pulumi.Output.from_input(cfg.parent_storage_class)
-        self.clone_storage_class = pulumi.Output.from_input(cfg.clone_storage_class)
+        self.storage_classes = pulumi.Output.from_input(
+            {node: cfg.storage_class_for(node) for node in args.nodes}
+        )
         self.snapshot_class = pulumi.Output.from_input(cfg.snapshot_class)
-        self.classes = [parents, clones, snapshots]
+        self.classes = classes
         self.register_outputs(
-            {
-                "parent_storage_class": self.parent_storage_class,
-                "clone_storage_class": self.clone_storage_class,
-                "snapshot_class": self.snapshot_class,
-            }
+            {"storage_classes": self.storage_classes, "snapshot_class": self.snapshot_class}
         )
 
     @staticmethod

@@ -34,19 +34,20 @@ def minimal(minimal_raw: dict[str, Any]) -> Deployment:
 # --- ZfsStorage -----------------------------------------------------------------------------
 
 
-def test_storage_classes(minimal: Deployment) -> None:
-    parents = minimal.object("kubernetes:storage.k8s.io/v1:StorageClass", "arc-zfs-parents")
-    clones = minimal.object("kubernetes:storage.k8s.io/v1:StorageClass", "arc-zfs-clones")
-    for sc in (parents, clones):
-        assert sc["provisioner"] == c.OPENEBS_ZFS_CSI_DRIVER
-        assert sc["parameters"] == {
-            "poolname": "zfspv-pool", "fstype": "zfs", "compression": "lz4",
-            "recordsize": "128k", "dedup": "off",
-        }  # fmt: skip
-        assert_valid({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", **sc})
-    assert parents["volumeBindingMode"] == "WaitForFirstConsumer"
+def test_one_storage_class_per_cache_node(minimal: Deployment) -> None:
+    (sc,) = [r.inputs for r in minimal.of_type("kubernetes:storage.k8s.io/v1:StorageClass")]
+    assert sc["metadata"]["name"] == "arc-zfs-node-a"
+    assert sc["provisioner"] == c.OPENEBS_ZFS_CSI_DRIVER
+    assert sc["parameters"] == {
+        "poolname": "zfspv-pool", "fstype": "zfs", "compression": "lz4",
+        "recordsize": "128k", "dedup": "off",
+    }  # fmt: skip
     # hook 0.7 sets spec.nodeName: a WaitForFirstConsumer clone would stay Pending.
-    assert clones["volumeBindingMode"] == "Immediate"
+    assert sc["volumeBindingMode"] == "Immediate"
+    assert sc["allowedTopologies"] == [
+        {"matchLabelExpressions": [{"key": c.OPENEBS_NODE_TOPOLOGY_KEY, "values": ["node-a"]}]}
+    ]
+    assert_valid({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", **sc})
     snap = minimal.object(
         "kubernetes:snapshot.storage.k8s.io/v1:VolumeSnapshotClass", "arc-zfs-snapshots"
     )
@@ -69,7 +70,7 @@ def test_storage_install_false_uses_existing(minimal_raw: dict[str, Any]) -> Non
     assert all(
         r.inputs["name"] != "zfs-localpv" for r in deployment.of_type("kubernetes:helm.sh/v4:Chart")
     )
-    assert deployment.object("kubernetes:storage.k8s.io/v1:StorageClass", "arc-zfs-clones")
+    assert deployment.object("kubernetes:storage.k8s.io/v1:StorageClass", "arc-zfs-node-a")
 
 
 def test_image_mirror_and_pull_secrets(minimal_raw: dict[str, Any]) -> None:
@@ -153,10 +154,10 @@ def test_controller_chart(minimal: Deployment) -> None:
 def test_fresh_cache_root_generation_and_builder_volume(minimal: Deployment) -> None:
     root = minimal.object(PVC, "gcc12-gen-1")
     assert root["metadata"]["namespace"] == "arc-runners"
-    assert root["metadata"]["annotations"]["volume.kubernetes.io/selected-node"] == "node-a"
     assert root["metadata"]["labels"][c.LABEL_ROLE] == c.ROLE_PARENT
     assert root["metadata"]["labels"][c.LABEL_GENERATION] == "1"
-    assert root["spec"]["storageClassName"] == "arc-zfs-parents"
+    # One class for parent, builder volume and clones: the provisioner refuses any other.
+    assert root["spec"]["storageClassName"] == "arc-zfs-node-a"
     assert root["spec"]["resources"]["requests"]["storage"] == "200Gi"
     work = minimal.object(PVC, "gcc12-work-1")
     assert work["spec"]["dataSource"] == {
@@ -165,7 +166,7 @@ def test_fresh_cache_root_generation_and_builder_volume(minimal: Deployment) -> 
         "name": "gcc12-gen-1",
     }
     assert work["spec"]["resources"]["requests"]["storage"] == "200Gi"
-    assert work["spec"]["storageClassName"] == "arc-zfs-clones"
+    assert work["spec"]["storageClassName"] == "arc-zfs-node-a"
     for pvc in (root, work):
         assert_valid({"apiVersion": "v1", "kind": "PersistentVolumeClaim", **pvc})
 
@@ -232,7 +233,7 @@ def test_hook_template_clones_current_parent(minimal: Deployment) -> None:
         "name": "gcc12-gen-1",
     }
     assert claim["resources"]["requests"]["storage"] == "200Gi"  # exactly the parent's size
-    assert claim["storageClassName"] == "arc-zfs-clones"
+    assert claim["storageClassName"] == "arc-zfs-node-a"
     (job,) = spec["containers"]
     assert job["name"] == c.JOB_CONTAINER_NAME
     assert job["volumeMounts"] == [{"name": volume["name"], "mountPath": "/CONAN_HOME"}]

@@ -64,7 +64,7 @@ def test_shipped_stacks_load(stack: Path) -> None:
 
 def test_minimal_stack_defaults(raw: dict[str, Any]) -> None:
     config = validate_config(raw)
-    assert config.storage.clone_storage_class != config.storage.parent_storage_class
+    assert config.storage.storage_class_for("node-a") == "arc-zfs-node-a"
     assert config.node_of(config.scale_sets["linux"]) == "node-a"
     assert config.github_url_of(config.scale_sets["linux"]) == "https://github.com/acme"
     assert config.caches["gcc12"].grace_period.total_seconds() == 15 * 60
@@ -194,7 +194,7 @@ BAD_INPUTS: list[tuple[str, Any, str, str]] = [
         "scaleSets.gcc12-builder.caches",
         "builder volume, not a clone",
     ),
-    ("storage.cloneStorageClass", "arc-zfs-parents", "storage", "must differ"),
+    ("storage.storageClassPrefix", "ZFS", "storage.storageClassPrefix", "not a valid name"),
     ("storage.compression", "lzma", "storage.compression", "'off', 'lz4', 'zstd' or 'gzip'"),
     ("storage.recordsize", "100k", "storage.recordsize", "expected form"),
     (
