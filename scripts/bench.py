@@ -1,0 +1,530 @@
+"""Benchmarks of the program through the real Pulumi CLI, printed as ratios from one run.
+
+    make bench
+    # = eval "$(scripts/toolchain.sh env)"; .venv/bin/python scripts/bench.py
+
+Everything is measured in this one run on this machine, so the ratios compare like with like:
+
+a. ``pulumi preview`` of stacks with 1, 10 and 40 runner scale sets against the local control
+   plane (kube-apiserver + etcd + the storage simulator of ``localcluster``), without and with
+   the policy pack, each as a multiple of the preview of an empty Python program: the floor that
+   the CLI, the engine and the Python language host cost whatever the program does;
+b. ``pulumi up`` that promotes a cache against ``pulumi up`` with no change (the local stack);
+c. the unit tier.
+
+Then it shows where the time goes: the gRPC calls the engine makes to the language host,
+the providers and the policy analyzer (``PULUMI_DEBUG_GRPC``: calls and time per method), the
+program's own Python under Pulumi mocks (``cProfile``: building the resource graph of the
+40-scale-set stack), its import time, and the unit tier's slowest tests.
+
+The stack configs are generated from ``Pulumi.local.yaml``; the program runs from a temporary
+copy with a ``file://`` backend, as the e2e tier runs it (``tests/e2e/pulumi_cli.py``). A part
+whose tools are missing is reported as not measured, with the reason, and the script exits 1.
+No test asserts on any time: these are numbers for people.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import cProfile
+import functools
+import importlib
+import io
+import json
+import os
+import platform
+import pstats
+import re
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+ROOT: Final = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as `python scripts/bench.py`
+    sys.path.insert(0, str(ROOT))
+
+import yaml  # noqa: E402
+
+from components.config import SecretValue, validate_config  # noqa: E402
+from localcluster.harness import LocalCluster  # noqa: E402
+from localcluster.toolchain import ToolchainMissingError, find_binaries  # noqa: E402
+from scripts.deps import requirements  # noqa: E402
+from tests.e2e.pulumi_cli import PulumiCommandError, PulumiProject  # noqa: E402
+
+SIZES: Final = (1, 10, 40)
+TOKEN: Final = "ghp_benchThrowawayToken0123456789"  # never leaves the local control plane
+POLICY_PACK: Final = ROOT / "policy"
+UNIT_TIER: Final = ("-m", "pytest", "-q", "-m", "not e2e", "--ignore=tests/e2e")
+FIX_TOOLCHAIN: Final = 'scripts/toolchain.sh && eval "$(scripts/toolchain.sh env)"'
+
+
+class NotMeasuredError(Exception):
+    """A part of the benchmark cannot run here; the message says why and how to fix it."""
+
+
+@dataclass
+class Timing:
+    """Wall times of repeated runs of one thing."""
+
+    label: str
+    seconds: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        """Median wall time in seconds."""
+        return statistics.median(self.seconds)
+
+    def spread(self) -> str:
+        """min-max of the runs, for judging the noise."""
+        return f"{min(self.seconds):.2f}-{max(self.seconds):.2f}s"
+
+
+@dataclass
+class Report:
+    """Every result and every part that could not be measured."""
+
+    timings: dict[str, Timing] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    sections: list[str] = field(default_factory=list)
+
+    def time(self, key: str, label: str, run: Callable[[], object], repeat: int) -> Timing:
+        """Run ``run`` ``repeat`` times and record its wall times under ``key``."""
+        timing = self.timings.get(key) or Timing(label)
+        for _ in range(repeat):
+            began = time.perf_counter()
+            run()
+            timing.seconds.append(time.perf_counter() - began)
+        # Recorded only once a run succeeded: a failing part leaves no empty row behind.
+        self.timings[key] = timing
+        return timing
+
+
+# --- Stack configs ----------------------------------------------------------------------------
+
+
+def local_stack_config() -> dict[str, Any]:
+    """The shipped local stack's config without its sealed secret (set per project instead)."""
+    document = yaml.safe_load((ROOT / "Pulumi.local.yaml").read_text(encoding="utf-8"))
+    config: dict[str, Any] = {k.partition(":")[2]: v for k, v in document["config"].items()}
+    del config["github"]["credentials"]["token"]
+    return config
+
+
+def scaled_config(scale_sets: int) -> dict[str, Any]:
+    """The local stack with ``scale_sets`` copies of its consumer scale set ``local-linux``.
+
+    Caches, storage and controller stay as shipped, so the stacks differ only in the number of
+    scale sets (each one: a hook ConfigMap, a gha-runner-scale-set chart release, its namespace
+    objects); the builder scale set is left out so that every scale set is alike.
+    """
+    config = local_stack_config()
+    template = config["scaleSets"]["local-linux"]
+    config["scaleSets"] = {f"bench-{i:02d}": copy.deepcopy(template) for i in range(scale_sets)}
+    return config
+
+
+# --- Running pulumi -----------------------------------------------------------------------------
+
+
+def pulumi_version() -> str:
+    """``pulumi version`` of the CLI on PATH, or NotMeasuredError with the fix."""
+    pulumi = shutil.which("pulumi")
+    if pulumi is None:
+        raise NotMeasuredError(f"no pulumi CLI on PATH; run: {FIX_TOOLCHAIN}")
+    return subprocess.run(
+        [pulumi, "version"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def require_plugins(project: PulumiProject) -> None:
+    """Fail early, and clearly, when the provider plugins the program needs are not installed."""
+    listed = json.loads(project.run("plugin", "ls", "--json").stdout or "[]")
+    have = {(p["name"], p["version"]) for p in listed if p.get("kind") == "resource"}
+    # The plugin versions are the Python SDK pins (pyproject.toml, read as the Makefile does).
+    needed = [
+        (name.removeprefix("pulumi-"), version)
+        for name, _, version in (r.partition("==") for r in requirements([]))
+        if name in ("pulumi-kubernetes", "pulumi-command")
+    ]
+    missing = [f"{name} v{version}" for name, version in needed if (name, version) not in have]
+    if missing:
+        raise NotMeasuredError(
+            f"provider plugin(s) {', '.join(missing)} not installed in PULUMI_HOME="
+            f"{os.environ.get('PULUMI_HOME', '~/.pulumi')}; run: {FIX_TOOLCHAIN}"
+        )
+
+
+def empty_project(workdir: Path) -> PulumiProject:
+    """A Python program that registers nothing, on the repository's virtualenv."""
+    workdir.mkdir(parents=True)
+    manifest = {
+        "name": "bench-floor",
+        "runtime": {
+            "name": "python",
+            "options": {"toolchain": "pip", "virtualenv": str(ROOT / ".venv")},
+        },
+    }
+    (workdir / "Pulumi.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    (workdir / "__main__.py").write_text('"""Registers nothing: the engine\'s floor."""\n')
+    state = workdir.parent / "floor-state"
+    state.mkdir()
+    project = PulumiProject(
+        workdir,
+        "floor",
+        {
+            "PULUMI_BACKEND_URL": f"file://{state}",
+            "PULUMI_CONFIG_PASSPHRASE": "bench-throwaway",
+            "PULUMI_SKIP_UPDATE_CHECK": "true",
+            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+            "NO_COLOR": "1",
+        },
+    )
+    project.run("stack", "init", "floor")
+    return project
+
+
+def preview_args(policy: bool) -> list[str]:
+    """Arguments of a benchmarked preview (as CI runs it, minus the diff rendering)."""
+    return [
+        "preview",
+        "--stack",
+        "{stack}",
+        *(["--policy-pack", str(POLICY_PACK)] if policy else []),
+    ]
+
+
+def run_preview(project: PulumiProject, policy: bool = False, **env: str) -> None:
+    """One ``pulumi preview`` of the project's stack (policy pack optional)."""
+    args = [a.replace("{stack}", project.stack) for a in preview_args(policy)]
+    saved = dict(project.env)
+    project.env.update(env)
+    try:
+        project.run(*args)
+    finally:
+        project.env = saved
+
+
+def grpc_profile(
+    project: PulumiProject, logfile: Path, policy: bool
+) -> dict[str, tuple[int, float]]:
+    """Calls and total seconds per gRPC method of one preview (engine → plugins)."""
+    run_preview(project, policy, PULUMI_DEBUG_GRPC=str(logfile))
+    totals: dict[str, tuple[int, float]] = {}
+    for line in logfile.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if "duration" not in entry or entry.get("progress") == "request_started":
+            continue
+        count, seconds = totals.get(entry["method"], (0, 0.0))
+        totals[entry["method"]] = (count + 1, seconds + entry["duration"] / 1e9)
+    return totals
+
+
+# --- The parts ------------------------------------------------------------------------------
+
+
+@contextmanager
+def local_cluster(workdir: Path) -> Iterator[LocalCluster]:
+    """A started local control plane + storage simulator, stopped on the way out."""
+    try:
+        find_binaries()
+    except ToolchainMissingError as exc:
+        raise NotMeasuredError(f"no local control plane: {exc}") from None
+    cluster = LocalCluster(workdir / "cluster")
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def measure_floor(report: Report, workdir: Path, repeat: int) -> Timing:
+    """Preview of the empty program (one warm-up run first, not counted)."""
+    project = empty_project(workdir / "floor")
+    run_preview(project)
+    return report.time(
+        "floor", "empty program (engine floor)", lambda: run_preview(project), repeat
+    )
+
+
+def measure_previews(
+    report: Report, cluster: LocalCluster, workdir: Path, repeat: int, sizes: Sequence[int]
+) -> None:
+    """Previews of the program at each size, with and without the policy pack; gRPC profile."""
+    project = PulumiProject.create(workdir / "program", cluster.kubeconfig, stack="bench")
+    require_plugins(project)
+    for size in sizes:
+        project.set_config(scaled_config(size), {"github.credentials.token": TOKEN})
+        run_preview(project)  # warm-up: .pyc files of the copy, plugin start-up caches
+        report.time(
+            f"preview-{size}", f"preview, {size} scale set(s)", lambda: run_preview(project), repeat
+        )
+        report.time(
+            f"policy-{size}",
+            f"preview + policy pack, {size} scale set(s)",
+            lambda: run_preview(project, policy=True),
+            repeat,
+        )
+    largest = max(sizes)
+    project.set_config(scaled_config(largest), {"github.credentials.token": TOKEN})
+    began = time.perf_counter()
+    totals = grpc_profile(project, workdir / "grpc.jsonl", policy=True)
+    wall = time.perf_counter() - began
+    rows = sorted(totals.items(), key=lambda kv: -kv[1][1])
+    lines = [
+        f"gRPC calls of one preview + policy pack, {largest} scale sets "
+        f"(wall {wall:.1f}s with logging; concurrent calls overlap, so totals can exceed it):",
+        "",
+        "| method | calls | total s |",
+        "| --- | ---: | ---: |",
+        *(f"| `{method}` | {count} | {seconds:.2f} |" for method, (count, seconds) in rows[:12]),
+    ]
+    report.sections.append("\n".join(lines))
+
+
+def measure_promotion(report: Report, cluster: LocalCluster, workdir: Path, repeat: int) -> None:
+    """``pulumi up`` promoting gcc12 vs ``pulumi up`` with no change, on the local stack."""
+    project = PulumiProject.create(workdir / "promotion", cluster.kubeconfig, stack="promote")
+    require_plugins(project)
+    project.set_config(local_stack_config(), {"github.credentials.token": TOKEN})
+    report.time("up-create", "up, creating the local stack", project.up, 1)
+    report.time(
+        "up-noop",
+        "up with no change",
+        lambda: project.up("--expect-no-changes"),
+        repeat,
+    )
+    generation = int(project.outputs()["generations"]["gcc12"])
+    for attempt in range(1, repeat + 1):
+        project.run(
+            "config", "set", "--path", "caches.gcc12.promote", f"bench-{attempt}",
+            "--stack", project.stack,
+        )  # fmt: skip
+        report.time("up-promote", "up promoting cache gcc12", project.up, 1)
+        now = int(project.outputs()["generations"]["gcc12"])
+        if now != generation + 1:
+            report.timings.pop("up-promote", None)
+            raise NotMeasuredError(
+                f"a new promote token left gcc12 at generation {now} (expected {generation + 1}): "
+                "the CachePromotion provider does not promote yet"
+            )
+        generation = now
+    project.destroy(check=False)
+
+
+def measure_unit_tier(report: Report, repeat: int) -> None:
+    """Wall time of the unit tier as `make unit` runs it; its slowest tests once."""
+
+    def unit(*extra: str) -> str:
+        result = subprocess.run(
+            [sys.executable, *UNIT_TIER, "-p", "no:cacheprovider", *extra],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise NotMeasuredError(
+                f"the unit tier fails, so its time means nothing:\n{result.stdout[-2000:]}"
+            )
+        return result.stdout
+
+    report.time("unit", "unit tier", unit, repeat)
+    slowest = [
+        line
+        for line in unit("--durations=8").splitlines()
+        if re.match(r"^\d+\.\d+s (call|setup|teardown) ", line)
+    ]
+    report.sections.append(
+        "Slowest unit tests (one extra run):\n\n" + "\n".join(f"    {line}" for line in slowest)
+    )
+
+
+def profile_program(report: Report, sizes: Sequence[int], repeat: int) -> None:
+    """Where the program's own Python time goes: imports, and the graph under mocks."""
+    probe = (
+        "import time; t = time.perf_counter(); import components.stack; "
+        "print(time.perf_counter() - t)"
+    )
+    report.time(
+        "import",
+        "python start-up + `import components.stack`",
+        lambda: subprocess.run(
+            [sys.executable, "-c", probe], cwd=ROOT, check=True, capture_output=True
+        ),
+        repeat,
+    )
+    # The unit tier's harness runs the whole program under Pulumi mocks, in this process.
+    deploy = importlib.import_module("tests.conftest").deploy
+
+    def graph(size: int) -> Any:
+        raw = scaled_config(size)
+        raw["github"]["credentials"]["token"] = SecretValue(TOKEN)
+        return deploy(validate_config(raw))
+
+    graph(min(sizes))  # warm-up: the SDK's lazily imported resource modules load on first use
+    resources: dict[int, int] = {}
+    for size in sizes:
+        resources[size] = len(graph(size).resources)
+        report.time(
+            f"mocks-{size}",
+            f"program under mocks, {size} scale set(s) ({resources[size]} resources)",
+            functools.partial(graph, size),
+            repeat,
+        )
+    largest = max(sizes)
+    profiler = cProfile.Profile()
+    profiler.runcall(graph, largest)
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("tottime").print_stats(12)
+    table = "\n".join(
+        f"    {line}"
+        for line in out.getvalue().splitlines()
+        if re.match(r"^\s+\d+(/\d+)?\s+\d", line)
+    )
+    report.sections.append(
+        f"Own time (cProfile, sorted by tottime) of building the {largest}-scale-set stack "
+        f"under mocks:\n\n"
+        f"    ncalls tottime percall cumtime percall filename:lineno(function)\n{table}"
+    )
+
+
+# --- Output ------------------------------------------------------------------------------------
+
+
+def ratio(report: Report, key: str, base: str) -> str:
+    """``key``'s median as a multiple of ``base``'s, or a dash when either is missing."""
+    if key not in report.timings or base not in report.timings:
+        return "—"
+    return f"{report.timings[key].median / report.timings[base].median:.2f}x"
+
+
+def render(report: Report, command: str, repeat: int, sizes: Sequence[int]) -> str:
+    """The results as Markdown (what docs/benchmarks.md records)."""
+    t = report.timings
+    lines = [
+        f"Command: `{command}`  ",
+        f"Machine: {os.cpu_count()} CPU(s), {platform.processor() or platform.machine()}, "
+        f"Python {platform.python_version()}, {', '.join(report.notes)}  ",
+        f"Each time is the median of {repeat} run(s) after one warm-up run; the floor is the "
+        "preview of an empty Python program on the same engine.",
+        "",
+        "| what | median | runs | ratio |",
+        "| --- | ---: | ---: | --- |",
+    ]
+    if "floor" in t:
+        floor = t["floor"]
+        lines.append(f"| {floor.label} | {floor.median:.2f}s | {floor.spread()} | 1.00x (floor) |")
+    for size in sizes:
+        for key in (f"preview-{size}", f"policy-{size}"):
+            if key in t:
+                vs_small = (
+                    f", {ratio(report, key, key.rsplit('-', 1)[0] + f'-{sizes[0]}')} of {sizes[0]}"
+                    if size != sizes[0]
+                    else ""
+                )
+                lines.append(
+                    f"| {t[key].label} | {t[key].median:.2f}s | {t[key].spread()} | "
+                    f"{ratio(report, key, 'floor')} floor{vs_small} |"
+                )
+    for size in sizes:
+        key = f"mocks-{size}"
+        if key in t:
+            vs_small = f"{ratio(report, key, f'mocks-{sizes[0]}')} of {sizes[0]}"
+            lines.append(
+                f"| {t[key].label} | {t[key].median:.2f}s | {t[key].spread()} | {vs_small} |"
+            )
+    for key, base, what in (
+        ("import", "floor", "floor"),
+        ("up-noop", "floor", "floor"),
+        ("up-promote", "up-noop", "no-change up"),
+        ("up-create", "up-noop", "no-change up"),
+        ("unit", "floor", "floor"),
+    ):
+        if key in t:
+            lines.append(
+                f"| {t[key].label} | {t[key].median:.2f}s | {t[key].spread()} | "
+                f"{ratio(report, key, base)} {what} |"
+            )
+    for section in report.sections:
+        lines += ["", section]
+    if report.missing:
+        lines += ["", "Not measured:", "", *(f"- {m}" for m in report.missing)]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run every part that can run; print the Markdown report; 1 if a part was not measured."""
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs per measurement")
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="scale sets per stack")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    command = shlex.join(["python", "scripts/bench.py", *(sys.argv[1:] if argv is None else argv)])
+    report = Report()
+    # The program's interpreter is the repository's virtualenv; put it first on PATH too, as
+    # a language host that runs `python` from PATH (instead of the virtualenv option) gets it.
+    os.environ["PATH"] = f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+
+    def part(name: str, run: Callable[[], object]) -> None:
+        began = time.perf_counter()
+        print(f"bench: {name}…", file=sys.stderr, flush=True)
+        try:
+            run()
+        except Exception as exc:  # any failure of one part: report it, measure the rest
+            if not isinstance(exc, NotMeasuredError | PulumiCommandError):
+                exc = NotMeasuredError(f"{type(exc).__name__}: {exc}")
+            report.missing.append(f"{name}: {str(exc).strip().splitlines()[0][:400]}")
+            print(f"bench: {name}: NOT MEASURED: {exc}", file=sys.stderr, flush=True)
+        else:
+            print(f"bench: {name}: {time.perf_counter() - began:.0f}s", file=sys.stderr, flush=True)
+
+    workdir = Path(tempfile.mkdtemp(prefix="arc-zfs-cache-bench-"))
+    try:
+        try:
+            report.notes.append(pulumi_version().join(("pulumi ", "")))
+        except NotMeasuredError as exc:
+            report.missing.append(f"everything through the CLI: {exc}")
+        else:
+            part("engine floor", lambda: measure_floor(report, workdir, args.repeat))
+
+            def cluster_parts() -> None:
+                with local_cluster(workdir) as cluster:
+                    part(
+                        "previews",
+                        lambda: measure_previews(report, cluster, workdir, args.repeat, sizes),
+                    )
+                    part(
+                        "promotion",
+                        lambda: measure_promotion(report, cluster, workdir, args.repeat),
+                    )
+
+            part("local control plane", cluster_parts)
+        part("unit tier", lambda: measure_unit_tier(report, args.repeat))
+        part("program profile", lambda: profile_program(report, sizes, args.repeat))
+    finally:
+        if args.keep:
+            print(f"bench: kept {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(render(report, command, args.repeat, sizes))
+    return 1 if report.missing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
