@@ -1,0 +1,361 @@
+"""Helpers of the promotion e2e tests: one cache's objects in a fresh namespace of the local
+cluster, the provider's property bag, job clones as the hook would make them, and reads of the
+protocol's objects.
+
+Adapter note: the storage simulator (like the real CSI external-provisioner) refuses a
+PVC->PVC clone into another StorageClass than its source. Here builder volume 1 and job clones
+are therefore made in the parents' class; the program's own objects are exercised by the
+``pulumi up`` tests.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+from lightkube import ApiError
+from lightkube.resources.coordination_v1 import Lease
+from pulumi.dynamic.dynamic import serialize_provider
+
+from components import constants as c
+from components.promotion_plan import Pointer, format_time
+from components.promotion_provider import CachePromotionProvider
+from localcluster.harness import LocalCluster
+from localcluster.kube import Kube, meta
+
+T = TypeVar("T")
+Obj = dict[str, Any]
+
+POOL: Final = "zfspv-pool"
+NODE: Final = "local-zfs-node"
+SIZE: Final = "1Gi"
+PARENT_CLASS: Final = "promo-parents"
+CLONE_CLASS: Final = "promo-clones"
+SNAPSHOT_CLASS: Final = "promo-snapshots"
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 30.0) -> T:
+    """Poll ``probe`` (backing off) until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+
+
+def ensure_classes(kube: Kube) -> None:
+    """The ZFS StorageClasses and VolumeSnapshotClass the tests use (shared, idempotent)."""
+    for name, mode in ((PARENT_CLASS, "WaitForFirstConsumer"), (CLONE_CLASS, "Immediate")):
+        kube.ensure(
+            "StorageClass",
+            {
+                "apiVersion": "storage.k8s.io/v1",
+                "kind": "StorageClass",
+                "metadata": {"name": name},
+                "provisioner": c.OPENEBS_ZFS_CSI_DRIVER,
+                "parameters": {"poolname": POOL, "fstype": "zfs"},
+                "reclaimPolicy": "Delete",
+                "volumeBindingMode": mode,
+            },
+        )
+    kube.ensure(
+        "VolumeSnapshotClass",
+        {
+            "apiVersion": f"{c.SNAPSHOT_API_GROUP}/{c.SNAPSHOT_API_VERSION}",
+            "kind": "VolumeSnapshotClass",
+            "metadata": {"name": SNAPSHOT_CLASS},
+            "driver": c.OPENEBS_ZFS_CSI_DRIVER,
+            "deletionPolicy": "Delete",
+        },
+    )
+
+
+def claim_body(
+    namespace: str,
+    name: str,
+    *,
+    source: Obj | None = None,
+    labels: dict[str, str] | None = None,
+    node: str | None = NODE,
+    storage_class: str = PARENT_CLASS,
+) -> Obj:
+    """A PVC of ``SIZE``; ``node`` sets the selected-node annotation (WaitForFirstConsumer)."""
+    spec: Obj = {
+        "accessModes": ["ReadWriteOnce"],
+        "storageClassName": storage_class,
+        "resources": {"requests": {"storage": SIZE}},
+    }
+    if source is not None:
+        spec["dataSource"] = source
+    metadata: Obj = {"name": name, "namespace": namespace, "labels": labels or {}}
+    if node:
+        metadata["annotations"] = {c.ANNOTATION_SELECTED_NODE: node}
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": metadata, "spec": spec}
+
+
+@dataclass
+class CacheSetup:
+    """One cache (its stack-owned generation 1 and builder volume 1) in its own namespace."""
+
+    cluster: LocalCluster
+    namespace: str
+    cache: str
+    kube: Kube
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, cluster: LocalCluster, **settings: Any) -> CacheSetup:
+        """Namespace, gen 1 (as BuildCache makes it) and work-1 (a clone of it), Bound."""
+        kube = cluster.kube()
+        ensure_classes(kube)
+        namespace = f"promo-{uuid.uuid4().hex[:6]}"
+        kube.create(
+            "Namespace", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+        )
+        setup = cls(cluster, namespace, "gcc12", kube, settings)
+        root = c.generation_name(setup.cache, 1)
+        kube.create(
+            "PersistentVolumeClaim",
+            claim_body(
+                namespace,
+                root,
+                labels={
+                    c.LABEL_CACHE: setup.cache,
+                    c.LABEL_ROLE: c.ROLE_PARENT,
+                    c.LABEL_GENERATION: "1",
+                },
+            ),
+        )
+        setup.bound(root)
+        kube.create(
+            "PersistentVolumeClaim",
+            claim_body(
+                namespace,
+                c.builder_volume_name(setup.cache, 1),
+                source={"apiGroup": "", "kind": "PersistentVolumeClaim", "name": root},
+                labels={c.LABEL_CACHE: setup.cache, c.LABEL_ROLE: c.ROLE_BUILDER_VOLUME},
+            ),
+        )
+        setup.bound(c.builder_volume_name(setup.cache, 1))
+        return setup
+
+    def props(self, **overrides: Any) -> dict[str, Any]:
+        """The provider's property bag, as the engine passes it (None values left out)."""
+        props: dict[str, Any] = {
+            "namespace": self.namespace,
+            "cache": self.cache,
+            "root_claim": c.generation_name(self.cache, 1),
+            "builder_volume": c.builder_volume_name(self.cache, 1),
+            "size": SIZE,
+            "node": NODE,
+            "parent_storage_class": PARENT_CLASS,
+            "clone_storage_class": CLONE_CLASS,
+            "snapshot_class": SNAPSHOT_CLASS,
+            "lease_seconds": 3,
+            "grace_seconds": 3600,
+            "retention_seconds": 3600,
+            "ready_timeout_seconds": 30,
+            "kubeconfig": str(self.cluster.kubeconfig),
+        }
+        props.update(self.settings)
+        props.update(overrides)
+        return {k: v for k, v in props.items() if v is not None}
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def bound(self, name: str, timeout: float = 30.0) -> Obj:
+        """Wait until PVC ``name`` is Bound; return it."""
+
+        def probe() -> Obj | None:
+            pvc = self.kube.get("PersistentVolumeClaim", name, self.namespace)
+            return pvc if pvc and (pvc.get("status") or {}).get("phase") == "Bound" else None
+
+        return wait_for(f"PVC {self.namespace}/{name} Bound", probe, timeout)
+
+    def pointer(self) -> Pointer:
+        """The pointer as stored on the cluster."""
+        cm = self.kube.get("ConfigMap", c.promotion_pointer_name(self.cache), self.namespace)
+        assert cm is not None, "no promotion pointer"
+        return Pointer.from_data("pointer", cm.get("data"))
+
+    def names(self, kind: str, role: str | None = None) -> set[str]:
+        """Names of the cache's objects of ``kind`` (optionally one role)."""
+        found = set()
+        for obj in self.kube.list(kind, self.namespace):
+            labels = meta(obj).get("labels") or {}
+            if labels.get(c.LABEL_CACHE) != self.cache:
+                continue
+            if role is None or labels.get(c.LABEL_ROLE) == role:
+                found.add(meta(obj)["name"])
+        return found
+
+    def generations(self) -> set[str]:
+        """Names of the cache's parent claims."""
+        return self.names("PersistentVolumeClaim", c.ROLE_PARENT)
+
+    def snapshots(self) -> set[str]:
+        """Names of the cache's source snapshots."""
+        return self.names("VolumeSnapshot", c.ROLE_SOURCE_SNAPSHOT)
+
+    def builders(self) -> set[str]:
+        """Names of the cache's builder volumes."""
+        return self.names("PersistentVolumeClaim", c.ROLE_BUILDER_VOLUME)
+
+    def lease_holder(self) -> str | None:
+        """Current holder of the cache's promotion Lease (None if free or absent)."""
+        client = self.cluster.client()
+        try:
+            lease = client.get(Lease, c.promotion_lease_name(self.cache), namespace=self.namespace)
+        except ApiError:
+            return None
+        finally:
+            client.close()
+        return lease.spec.holderIdentity if lease.spec else None
+
+    # --- writes as the rest of the system would make them ---------------------------------
+
+    def hook_config_map(self, parent: str) -> None:
+        """The hook-template ConfigMap as the program renders it, naming ``parent``."""
+        name = c.hook_template_name("sim-jobs")
+        content = (
+            "spec:\n  volumes:\n  - name: cache-gcc12\n    ephemeral:\n      volumeClaimTemplate:\n"
+            f"        spec:\n          dataSource:\n            kind: PersistentVolumeClaim\n"
+            f"            name: {parent}\n"
+        )
+        body = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": self.namespace},
+            "data": {c.HOOK_TEMPLATE_KEY: content},
+        }
+        if self.kube.get("ConfigMap", name, self.namespace) is None:
+            self.kube.create("ConfigMap", body)
+        else:
+            self.kube.patch("ConfigMap", name, {"data": body["data"]}, self.namespace)
+
+    def hook_parent(self) -> str:
+        """The parent the hook ConfigMap names now."""
+        cm = self.kube.get("ConfigMap", c.hook_template_name("sim-jobs"), self.namespace)
+        assert cm is not None
+        text = cm["data"][c.HOOK_TEMPLATE_KEY]
+        return text.split("name: ")[-1].strip()
+
+    def job_clone(self, name: str, parent: str) -> Obj:
+        """A job's clone of ``parent`` (what the hook's ephemeral volume makes)."""
+        return self.kube.create(
+            "PersistentVolumeClaim",
+            claim_body(
+                self.namespace,
+                name,
+                source={"apiGroup": "", "kind": "PersistentVolumeClaim", "name": parent},
+                node=NODE,
+            ),
+        )
+
+    def pod_mounting(self, name: str, claim: str) -> None:
+        """A pod (scheduled on the cache's node) whose volume is ``claim``."""
+        wait_for(
+            "default service account",
+            lambda: self.kube.get("ServiceAccount", "default", self.namespace),
+        )
+        self.kube.create(
+            "Pod",
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": name, "namespace": self.namespace},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "build",
+                            "image": "registry.invalid/builder:1",
+                            "volumeMounts": [{"name": "cache", "mountPath": "/cache"}],
+                        }
+                    ],
+                    "volumes": [{"name": "cache", "persistentVolumeClaim": {"claimName": claim}}],
+                },
+            },
+        )
+        self.cluster.schedule_pod(self.namespace, name, NODE)
+
+    def backdate(self, claim: str, annotation: str, seconds: float) -> None:
+        """Move a superseded-at/retired-at stamp ``seconds`` into the past (the harness's
+        stand-in for waiting out a grace period or retention)."""
+        when = format_time(datetime.now(UTC) - timedelta(seconds=seconds))
+        self.kube.patch(
+            "PersistentVolumeClaim",
+            claim,
+            {"metadata": {"annotations": {annotation: when}}},
+            self.namespace,
+        )
+
+
+# --- the provider in a fresh process (tests/e2e/promotion_driver.py) ---------------------------
+
+
+@dataclass(frozen=True)
+class DriverResult:
+    """What one driver process did: exit code, its JSON answer, and its stderr."""
+
+    returncode: int
+    answer: dict[str, Any]
+    stderr: str
+
+    @property
+    def killed(self) -> bool:
+        """True if the process died by SIGKILL (a simulated crash)."""
+        return self.returncode == -9
+
+
+def serialized_provider() -> str:
+    """The provider exactly as the Pulumi SDK serialises it into the resource's state."""
+    return str(serialize_provider(CachePromotionProvider()))
+
+
+def start_driver(
+    workdir: Any, method: str, *, crash_after: str | None = None, **arguments: Any
+) -> Any:
+    """Start the driver for ``method`` with ``arguments``; return the Popen."""
+    root = Path(__file__).resolve().parents[2]
+    request = Path(workdir) / f"request-{uuid.uuid4().hex[:8]}.json"
+    request.write_text(
+        json.dumps({"provider": serialized_provider(), "method": method, **arguments})
+    )
+    argv = [sys.executable, "-m", "tests.e2e.promotion_driver", str(request)]
+    if crash_after:
+        argv += ["--crash-after", crash_after]
+    return subprocess.Popen(
+        argv,
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish_driver(proc: Any, timeout: float = 120.0) -> DriverResult:
+    """Wait for a driver process and read its answer."""
+    stdout, stderr = proc.communicate(timeout=timeout)
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    answer = json.loads(lines[-1]) if lines else {}
+    return DriverResult(proc.returncode, answer, stderr)
+
+
+def run_driver(
+    workdir: Any, method: str, *, crash_after: str | None = None, **arguments: Any
+) -> DriverResult:
+    """Run the driver for ``method`` to completion."""
+    return finish_driver(start_driver(workdir, method, crash_after=crash_after, **arguments))
