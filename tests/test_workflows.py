@@ -8,6 +8,7 @@ real workflows is not vacuous. The stack list is never repeated here: it comes f
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -57,8 +58,9 @@ def load(path: Path) -> dict[str, Any]:
     return document
 
 
+@functools.cache
 def workflow(name: str) -> dict[str, Any]:
-    """One of the repository's workflows by file name."""
+    """One of the repository's workflows by file name (parsed once per session; read only)."""
     return load(WORKFLOWS / name)
 
 
@@ -220,18 +222,18 @@ def stack_files() -> set[str]:
     return names - {"local"}
 
 
-def ci_outputs(command: str, *args: str, env: dict[str, str] | None = None) -> dict[str, str]:
+def ci_outputs(command: str) -> dict[str, str]:
     """Run ci_stacks.py as a workflow step does; return what it wrote to $GITHUB_OUTPUT."""
     output = ROOT / ".pytest_cache" / f"github_output_{os.getpid()}"
     output.parent.mkdir(exist_ok=True)
     output.write_text("")
     try:
         subprocess.run(
-            [sys.executable, str(CI_STACKS_SCRIPT), command, *args],
+            [sys.executable, str(CI_STACKS_SCRIPT), command],
             check=True,
             capture_output=True,
             text=True,
-            env={**os.environ, **(env or {}), "GITHUB_OUTPUT": str(output)},
+            env={**os.environ, "GITHUB_OUTPUT": str(output)},
         )
         lines = output.read_text().splitlines()
     finally:
@@ -254,11 +256,17 @@ def matrix_source(wf: dict[str, Any], job_id: str) -> str:
     return output
 
 
+@functools.cache
+def ci_matrix() -> dict[str, str]:
+    """The matrix outputs, computed once per session as CI computes them (a subprocess)."""
+    return ci_outputs("matrix")
+
+
 def stacks_of(wf: dict[str, Any], job_id: str) -> list[str]:
     """The stacks a job runs for: its matrix (as CI computes it) or its STACK variable."""
     job = jobs(wf)[job_id]
     if "strategy" in job:
-        include = json.loads(ci_outputs("matrix")[matrix_source(wf, job_id)])["include"]
+        include = json.loads(ci_matrix()[matrix_source(wf, job_id)])["include"]
         return [entry["stack"] for entry in include]
     return [job["env"]["STACK"]]
 
@@ -417,7 +425,7 @@ def test_policy_pack_checker_finds_missing_packs() -> None:
 
 
 def test_ci_stacks_are_the_stack_files() -> None:
-    outputs = ci_outputs("matrix")
+    outputs = ci_matrix()
     assert set(json.loads(outputs["stacks"])) == stack_files()
     assert json.loads(outputs["stacks"])[-1] == ci_stacks.PRODUCTION_STACK
 
@@ -425,7 +433,7 @@ def test_ci_stacks_are_the_stack_files() -> None:
 def test_preview_matrix_covers_every_stack_file() -> None:
     wf = workflow("preview.yml")
     assert set(stacks_of(wf, "preview")) == stack_files()
-    include = json.loads(ci_outputs("matrix")[matrix_source(wf, "preview")])["include"]
+    include = json.loads(ci_matrix()[matrix_source(wf, "preview")])["include"]
     # Previews use environments of their own: no reviewers on pull-request checks.
     assert jobs(wf)["preview"]["environment"] == "${{ matrix.environment }}"
     assert {e["environment"] for e in include} == {f"{s}-preview" for s in stack_files()}
