@@ -715,8 +715,8 @@ class CachePromotionProvider(ResourceProvider):
                 "labels": labels,
                 "annotations": {
                     c.ANNOTATION_PROMOTE_TOKEN: inputs.promote or "",
-                    # Parents are never mounted, so nothing would trigger WaitForFirstConsumer:
-                    # name the node the scheduler would have picked (the cache's node).
+                    # The node's class places it by allowedTopologies; the annotation also gets
+                    # it provisioned by a WaitForFirstConsumer class (nobody ever mounts it).
                     c.ANNOTATION_SELECTED_NODE: inputs.node,
                 },
             },

@@ -2,10 +2,8 @@
 cluster, the provider's property bag, job clones as the hook would make them, and reads of the
 protocol's objects.
 
-Adapter note: the storage simulator (like the real CSI external-provisioner) refuses a
-PVC->PVC clone into another StorageClass than its source. Here builder volume 1 and job clones
-are therefore made in the parents' class; the program's own objects are exercised by the
-``pulumi up`` tests.
+The objects mirror what the program makes: one Immediate StorageClass for the cache's node
+(allowedTopologies on that node) holding generation 1, builder volume 1 and every clone.
 """
 
 from __future__ import annotations
@@ -37,8 +35,7 @@ Obj = dict[str, Any]
 POOL: Final = "zfspv-pool"
 NODE: Final = "local-zfs-node"
 SIZE: Final = "1Gi"
-PARENT_CLASS: Final = "promo-parents"
-CLONE_CLASS: Final = "promo-clones"
+NODE_CLASS: Final = c.cache_storage_class("promo", NODE)
 SNAPSHOT_CLASS: Final = "promo-snapshots"
 
 
@@ -57,20 +54,22 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 30.0) ->
 
 
 def ensure_classes(kube: Kube) -> None:
-    """The ZFS StorageClasses and VolumeSnapshotClass the tests use (shared, idempotent)."""
-    for name, mode in ((PARENT_CLASS, "WaitForFirstConsumer"), (CLONE_CLASS, "Immediate")):
-        kube.ensure(
-            "StorageClass",
-            {
-                "apiVersion": "storage.k8s.io/v1",
-                "kind": "StorageClass",
-                "metadata": {"name": name},
-                "provisioner": c.OPENEBS_ZFS_CSI_DRIVER,
-                "parameters": {"poolname": POOL, "fstype": "zfs"},
-                "reclaimPolicy": "Delete",
-                "volumeBindingMode": mode,
-            },
-        )
+    """The node's ZFS StorageClass and the VolumeSnapshotClass (shared, idempotent)."""
+    kube.ensure(
+        "StorageClass",
+        {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {"name": NODE_CLASS},
+            "provisioner": c.OPENEBS_ZFS_CSI_DRIVER,
+            "parameters": {"poolname": POOL, "fstype": "zfs"},
+            "reclaimPolicy": "Delete",
+            "volumeBindingMode": "Immediate",
+            "allowedTopologies": [
+                {"matchLabelExpressions": [{"key": c.OPENEBS_NODE_TOPOLOGY_KEY, "values": [NODE]}]}
+            ],
+        },
+    )
     kube.ensure(
         "VolumeSnapshotClass",
         {
@@ -89,10 +88,9 @@ def claim_body(
     *,
     source: Obj | None = None,
     labels: dict[str, str] | None = None,
-    node: str | None = NODE,
-    storage_class: str = PARENT_CLASS,
+    storage_class: str = NODE_CLASS,
 ) -> Obj:
-    """A PVC of ``SIZE``; ``node`` sets the selected-node annotation (WaitForFirstConsumer)."""
+    """A PVC of ``SIZE`` in the node's class."""
     spec: Obj = {
         "accessModes": ["ReadWriteOnce"],
         "storageClassName": storage_class,
@@ -101,8 +99,6 @@ def claim_body(
     if source is not None:
         spec["dataSource"] = source
     metadata: Obj = {"name": name, "namespace": namespace, "labels": labels or {}}
-    if node:
-        metadata["annotations"] = {c.ANNOTATION_SELECTED_NODE: node}
     return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": metadata, "spec": spec}
 
 
@@ -161,8 +157,8 @@ class CacheSetup:
             "builder_volume": c.builder_volume_name(self.cache, 1),
             "size": SIZE,
             "node": NODE,
-            "parent_storage_class": PARENT_CLASS,
-            "clone_storage_class": CLONE_CLASS,
+            "parent_storage_class": NODE_CLASS,
+            "clone_storage_class": NODE_CLASS,
             "snapshot_class": SNAPSHOT_CLASS,
             "lease_seconds": 3,
             "grace_seconds": 3600,
@@ -261,7 +257,6 @@ class CacheSetup:
                 self.namespace,
                 name,
                 source={"apiGroup": "", "kind": "PersistentVolumeClaim", "name": parent},
-                node=NODE,
             ),
         )
 
