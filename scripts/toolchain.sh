@@ -17,8 +17,13 @@
 # directory per tool and version, so changing one pin rebuilds only that tool.
 # A tool that cannot be had makes the script fail, naming it and why: nothing
 # is skipped.  See scripts/toolchain/README.md.
+# The builders are only called through `ensure`, which shellcheck cannot follow:
+# shellcheck disable=SC2317
 set -euo pipefail
 
+# The whole script is one block, parsed before anything runs: others edit this
+# checkout while builds run, and bash otherwise reads a script as it goes.
+{
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HELPERS=$ROOT/scripts/toolchain
 CACHE=${ARC_ZFS_CACHE_TOOLCHAIN_DIR:-$HOME/.cache/arc-zfs-cache/toolchain}
@@ -129,6 +134,23 @@ fmt_secs() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
 
 failures=()
 
+# If this script is interrupted mid-build, stop the builder and drop its
+# temporary directory (nothing was renamed into place, so nothing looks built).
+current_work=""
+current_pid=""
+cleanup() {
+    if [[ -n $current_pid ]]; then
+        kill -TERM -- "-$current_pid" 2>/dev/null || true
+        wait "$current_pid" 2>/dev/null || true
+    fi
+    if [[ -n $current_work ]]; then
+        rm -rf "$current_work"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
 # complete KEY FILE...: the cache entry exists and has every FILE.
 complete() {
     local dir=$CACHE/$1 f
@@ -174,8 +196,15 @@ ensure() {
     # Run the builder as a background job and wait for it: bash ignores
     # `set -e` inside anything whose status is tested (`f || rc=$?`), so a
     # failing step would otherwise be ignored and the build carry on.
+    current_work=$work
+    # Job control on for this one spawn: the builder gets a process group of
+    # its own, so cleanup can stop it together with the go processes it runs.
+    set -m
     ("$fn" "$work") >"$logfile" 2>&1 </dev/null &
-    wait $! || rc=$?
+    current_pid=$!
+    set +m
+    wait "$current_pid" || rc=$?
+    current_pid=""
     if ((rc == 0)); then
         mv "$work/out" "$dest"
         log "built $label in $(fmt_secs $((SECONDS - start)))"
@@ -185,6 +214,7 @@ ensure() {
         failures+=("$label: $(grep -v '^\s*$' "$logfile" | tail -n 1)")
     fi
     rm -rf "$work"
+    current_work=""
     exec {lockfd}>&-
     return 0
 }
@@ -494,3 +524,5 @@ if [[ $mode == env ]]; then
     done
 fi
 log "ready"
+exit 0
+}
