@@ -178,7 +178,10 @@ ensure() {
     fi
     local lockfd
     exec {lockfd}>"$CACHE/locks/$key.lock"
-    flock "$lockfd"
+    if ! flock -n "$lockfd"; then
+        log "waiting for another run that is building $label…"
+        flock "$lockfd"
+    fi
     if complete "$key" "$@"; then
         exec {lockfd}>&-
         log "$label cached (built by another run)"
