@@ -98,6 +98,8 @@ STEPS: Final = (
     "gc-applied",
     "lease-released",
 )
+#: Outputs check predicts into the inputs so that a preview knows them (see check).
+_CARRIED: Final = ("parent_claim", "builder_claim", "generation")
 _IDENTITY: Final = ("namespace", "cache")
 _TOKENS: Final = ("promote", "reset_builder")
 #: A read-only look at the cluster during preview must not hang a preview for long.
@@ -293,13 +295,43 @@ class CachePromotionProvider(ResourceProvider):
     # --- read-only -----------------------------------------------------------------------
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        """Reject inputs no run could act on (config validation normally catches them)."""
+        """Reject inputs no run could act on (config validation normally catches them), and
+        put the claims the run will produce into the inputs (read-only).
+
+        A dynamic provider cannot preview an update: the engine hands back the inputs as the
+        outputs, so every output missing from them would be unknown and every hook ConfigMap
+        would show as changing to an unknown claim. The claims an update produces are
+        deterministic (the pointer's, or the next generation / builder volume when a token asks
+        for it), so the preview shows exactly what the ConfigMaps will name if the update
+        succeeds and no other promotion of the cache runs first. Without a readable pointer
+        (first deployment, cluster unreachable) they stay unknown.
+        """
         failures = []
         for key in ("lease_seconds", "grace_seconds", "retention_seconds", "ready_timeout_seconds"):
             value = news.get(key)
             if value != _UNKNOWN and (not isinstance(value, int | float) or value <= 0):
                 failures.append(CheckFailure(key, f"must be a positive number of seconds: {value}"))
-        return CheckResult(news, failures)
+        inputs = {k: v for k, v in news.items() if k not in _CARRIED}
+        if failures or _UNKNOWN in news.values() or "cache" not in news:
+            return CheckResult(inputs, failures)
+        try:
+            promotion = PromotionInputs.from_props(news)
+            with _cluster(promotion, _PREVIEW_TIMEOUT) as cluster:
+                found = cluster.read_pointer(promotion.cache)
+        except Exception:
+            return CheckResult(inputs, failures)  # diff says why; outputs stay unknown
+        if found is not None:
+            after = found[0]
+            if wants_promotion(promotion.promote, after):
+                after = after.promoted(promotion.cache, promotion.promote, _now())
+            if wants_reset(promotion.reset_builder, after):
+                after = after.reset(promotion.cache, promotion.reset_builder)
+            inputs.update(
+                parent_claim=after.parent_claim,
+                builder_claim=after.builder_claim,
+                generation=after.generation,
+            )
+        return CheckResult(inputs, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """Say what an update would do (stderr, shown by preview); read-only."""

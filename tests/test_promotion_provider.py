@@ -167,3 +167,10 @@ def test_inputs_default_to_the_stack_owned_names_and_a_wait_for_one_promotion() 
 
 def test_outputs_keep_the_names_the_program_consumes() -> None:
     assert {"parent_claim", "generation", "builder_claim", "promoted_at", "token"} <= set(OUTPUTS)
+
+
+def test_check_leaves_claims_unknown_when_the_cluster_cannot_be_read() -> None:
+    stale = {**PROPS, "parent_claim": "gcc12-gen-9", "generation": 9}
+    inputs = CachePromotionProvider().check({}, stale).inputs
+    assert "parent_claim" not in inputs and "generation" not in inputs
+    assert inputs["promote"] == "abc"

@@ -209,3 +209,27 @@ def test_a_snapshot_taken_while_a_builder_pod_appeared_is_discarded(
     assert "The snapshot gcc12-gen-2-src taken meanwhile was discarded" in str(refused.value)
     wait_for("discarded snapshot gone", lambda: setup.snapshots() == set())
     assert setup.generations() == {"gcc12-gen-1"} and setup.pointer().generation == 1
+
+
+def test_check_predicts_the_claims_an_update_produces(setup: CacheSetup) -> None:
+    provider = CachePromotionProvider()
+    outs = provider.create(setup.props(promote="a")).outs or {}
+    # Nothing pending: the current claims. A promotion and a reset: the next ones.
+    same = provider.check(outs, setup.props(promote="a")).inputs
+    assert (same["parent_claim"], same["builder_claim"], same["generation"]) == (
+        "gcc12-gen-1",
+        "gcc12-work-1",
+        1,
+    )
+    moving = provider.check(outs, setup.props(promote="b", reset_builder="r")).inputs
+    assert (moving["parent_claim"], moving["builder_claim"], moving["generation"]) == (
+        "gcc12-gen-2",
+        "gcc12-work-2",
+        2,
+    )
+    outs = provider.update("id", outs, moving).outs or {}
+    assert (outs["parent_claim"], outs["builder_claim"], outs["generation"]) == (
+        "gcc12-gen-2",
+        "gcc12-work-2",
+        2,
+    )

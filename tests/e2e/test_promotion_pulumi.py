@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,8 @@ def test_preview_of_a_new_token_says_what_will_happen_and_mutates_nothing(
     mark = local_cluster.audit.mark()
     result = program.preview()
     assert "promote gcc12: gen 1 → gen 2 from gcc12-work-1" in result.output
+    # The preview knows the claim the hook ConfigMaps will name once the update succeeds.
+    assert re.search(r'parent_claim\s*: "gcc12-gen-1" => "gcc12-gen-2"', result.output)
     assert [e.describe() for e in local_cluster.mutating_requests(mark)] == []
     assert cache.pointer().generation == 1 and cache.snapshots() == set()
 
@@ -81,6 +84,8 @@ def test_up_promotes_and_gen_n_is_collected_only_after_its_grace_period(
     mark = local_cluster.audit.mark()
     result = program.preview()
     assert "collect PersistentVolumeClaim gcc12-gen-2" in result.output
+    # Collection moves no pointer: the claims stay (no hook ConfigMap would change).
+    assert re.search(r'parent_claim\s*: "gcc12-gen-3"\n', result.output)
     assert local_cluster.mutating_requests(mark) == []
     program.up()
     assert cache.generations() == {"gcc12-gen-1", "gcc12-gen-3"}
