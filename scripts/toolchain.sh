@@ -270,6 +270,11 @@ build_pulumi_language_python() {
         }
         writable_copy "$src" "$work/src"
         cd "$work/src"
+        # Today's engine runs a policy pack through RunPlugin and names its
+        # directory only in a field this old host does not know: patch the host
+        # to read it (see the helper). The helper fails the build if the source
+        # moved.
+        python3 "$HELPERS/patch_langhost.py" python/cmd/pulumi-language-python/main.go
         "${GOBUILD[@]}" -ldflags "-s -w -X $PULUMI_VERSION_LDFLAG=v$v" \
             -o "$work/out/bin/pulumi-language-python" ./python/cmd/pulumi-language-python
     fi
@@ -416,6 +421,9 @@ if wanted pulumi; then
         pulumi_bin=$existing
     else
         langhost=${PIN_PULUMI_LANGUAGE_PYTHON:-$PIN_PULUMI}
+        # A host pinned apart is patched (build_pulumi_language_python): its
+        # cache entry says so, so an unpatched build is never reused.
+        [[ -z $PIN_PULUMI_LANGUAGE_PYTHON ]] || langhost+="-runplugin-info"
         ensure "pulumi-cli-v$PIN_PULUMI" "pulumi v$PIN_PULUMI" "4 min" build_pulumi_cli bin/pulumi
         if [[ -n $PIN_PULUMI_LANGUAGE_PYTHON ]]; then
             log "pulumi-language-python is pinned apart, to v$langhost (pyproject.toml)"
