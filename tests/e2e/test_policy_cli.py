@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import stat
 import subprocess
 from dataclasses import asdict
 from pathlib import Path
@@ -32,35 +31,16 @@ POLICY = ROOT / "policy"
 DATA = ROOT / "tests" / "data" / "policy"
 FIX_COMMAND = 'scripts/toolchain.sh && eval "$(scripts/toolchain.sh env)"'
 
-#: pulumi-language-python v3.68.0 (the toolchain's pin) runs a plugin as `python <Program>`,
-#: and the v3.259 CLI no longer sends Program (only Info): the plugin then gets "" as its
-#: path. This stand-in for python puts the policy pack's directory back; with a current
-#: language host the first argument is never empty and it only selects the repo's venv.
-PYTHON_SHIM = """#!/bin/sh
-if [ "$#" -gt 0 ] && [ -z "$1" ]; then shift; set -- "$ARC_POLICY_PACK_DIR" "$@"; fi
-exec {python} "$@"
-"""
-
-
 @pytest.fixture(scope="module")
-def cli(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def cli() -> dict[str, str]:
     """Environment for the pulumi CLI: the repo's Python, no plugin downloads."""
     if shutil.which("pulumi") is None:
         pytest.fail(
             f"the policy e2e tests need the pulumi CLI on PATH.\nFix: {FIX_COMMAND}",
             pytrace=False,
         )
-    base = tmp_path_factory.mktemp("policy-cli")
-    shims = base / "bin"
-    shims.mkdir()
-    for name in ("python", "python3"):
-        shim = shims / name
-        shim.write_text(PYTHON_SHIM.format(python=ROOT / ".venv" / "bin" / "python"))
-        shim.chmod(shim.stat().st_mode | stat.S_IXUSR)
     return {
         **os.environ,
-        "PATH": f"{shims}:{os.environ['PATH']}",
-        "ARC_POLICY_PACK_DIR": str(POLICY),
         "PULUMI_CONFIG_PASSPHRASE": "policy-e2e",
         "PULUMI_SKIP_UPDATE_CHECK": "true",
         "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
