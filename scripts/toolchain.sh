@@ -7,7 +7,7 @@
 #   scripts/toolchain.sh [env] TOOL...
 #                                   the same for some tools only, out of:
 #                                   pulumi (CLI, Python language host, shims)
-#                                   pulumi-kubernetes pulumi-command (plugins)
+#                                   pulumi-kubernetes (plugin: test double)
 #                                   kubernetes (kube-apiserver, kubectl,
 #                                   kube-controller-manager) etcd actionlint
 #
@@ -31,7 +31,7 @@ CACHE=${ARC_ZFS_CACHE_TOOLCHAIN_DIR:-$HOME/.cache/arc-zfs-cache/toolchain}
 # of memory, and more jobs than cores only adds context switches.
 JOBS=${ARC_ZFS_CACHE_TOOLCHAIN_JOBS:-$(nproc 2>/dev/null || echo 2)}
 
-ALL_TOOLS=(pulumi pulumi-kubernetes pulumi-command kubernetes etcd actionlint)
+ALL_TOOLS=(pulumi pulumi-kubernetes kubernetes etcd actionlint)
 
 log() { printf 'toolchain: %s\n' "$*" >&2; }
 die() { printf 'toolchain: error: %s\n' "$*" >&2; exit 1; }
@@ -315,32 +315,11 @@ build_pulumi_dist() {
 }
 
 build_pulumi_kubernetes() {
-    local work=$1 src mod=github.com/pulumi/pulumi-kubernetes/provider/v4
-    src=$(module_dir "$mod" "v$PIN_PULUMI_KUBERNETES")
-    writable_copy "$src" "$work/src"
-    # If its go.mod replaces sibling modules with relative paths, those are
-    # released with the same version.
-    pin_relative_replaces "$work/src" "v$PIN_PULUMI_KUBERNETES"
-    cd "$work/src"
-    # The schema is embedded from schema-embed.json, which upstream's Makefile
-    # generates (go generate, with VERSION set) from the committed schema.json.
-    [[ -f cmd/pulumi-resource-kubernetes/schema.json ]] || {
-        echo "$mod@v$PIN_PULUMI_KUBERNETES has no cmd/pulumi-resource-kubernetes/schema.json"
-        return 1
-    }
-    VERSION=$PIN_PULUMI_KUBERNETES go generate ./cmd/pulumi-resource-kubernetes
-    "${GOBUILD[@]}" -ldflags "-s -w -X $mod/pkg/version.Version=$PIN_PULUMI_KUBERNETES" \
-        -o "$work/out/bin/pulumi-resource-kubernetes" ./cmd/pulumi-resource-kubernetes
-}
-
-build_pulumi_command() {
-    local work=$1 src mod=github.com/pulumi/pulumi-command/provider
-    src=$(module_dir "$mod" "v$PIN_PULUMI_COMMAND")
-    writable_copy "$src" "$work/src"
-    pin_relative_replaces "$work/src" "v$PIN_PULUMI_COMMAND"
-    cd "$work/src"
-    "${GOBUILD[@]}" -ldflags "-s -w -X $mod/pkg/version.Version=$PIN_PULUMI_COMMAND" \
-        -o "$work/out/bin/pulumi-resource-command" ./cmd/pulumi-resource-command
+    # The Go module proxy serves no github.com/pulumi/pulumi-kubernetes module
+    # (403 at every version), so the plugin is this repository's test double
+    # of it (tools/k8s-provider/README.md), built from served modules.
+    local work=$1
+    "$ROOT/tools/k8s-provider/build.sh" "$work/out/bin"
 }
 
 build_kubernetes() {
@@ -474,20 +453,18 @@ install_plugin() {
     fi
 }
 
-for provider in kubernetes command; do
-    wanted "pulumi-$provider" || continue
-    case $provider in
-        kubernetes) version=$PIN_PULUMI_KUBERNETES estimate="12 min" ;;
-        command) version=$PIN_PULUMI_COMMAND estimate="3 min" ;;
-    esac
-    key=pulumi-resource-$provider-v$version
-    ensure "$key" "pulumi-resource-$provider v$version" "$estimate" "build_pulumi_$provider" \
-        "bin/pulumi-resource-$provider"
-    if complete "$key" "bin/pulumi-resource-$provider"; then
-        install_plugin "$provider" "$version" "$CACHE/$key/bin/pulumi-resource-$provider"
+if wanted pulumi-kubernetes; then
+    # Keyed by the double's sources too: any change to them rebuilds it.
+    double_hash=$(cd "$ROOT" && find tools/k8s-provider -type f \( -name '*.go' -o -name go.mod \
+        -o -name go.sum -o -name build.sh \) | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-12)
+    key=pulumi-resource-kubernetes-v$PIN_PULUMI_KUBERNETES-double-$double_hash
+    ensure "$key" "pulumi-resource-kubernetes v$PIN_PULUMI_KUBERNETES (test double)" "2 min" \
+        build_pulumi_kubernetes bin/pulumi-resource-kubernetes
+    if complete "$key" bin/pulumi-resource-kubernetes; then
+        install_plugin kubernetes "$PIN_PULUMI_KUBERNETES" "$CACHE/$key/bin/pulumi-resource-kubernetes"
     fi
-done
-if wanted pulumi || wanted pulumi-kubernetes || wanted pulumi-command; then
+fi
+if wanted pulumi || wanted pulumi-kubernetes; then
     exports+=("PULUMI_HOME=$PULUMI_HOME_DIR" "PULUMI_SKIP_UPDATE_CHECK=true")
 fi
 
