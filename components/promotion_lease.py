@@ -317,8 +317,9 @@ class PromotionLease:
                     spec.acquireTime = None
                     lease.spec = spec
                     self._client.replace(lease)
-            except ApiError:
-                # Not fatal: an unreleased lease expires by itself after its duration.
+            except Exception:
+                # Never fatal, and never allowed to mask the error that ended the work: an
+                # unreleased lease expires by itself after its duration.
                 pass
             finally:
                 self._client.close()

@@ -512,9 +512,9 @@ class CachePromotionProvider(ResourceProvider):
         inputs = PromotionInputs.from_props(news)
         report: list[str] = []
         lease = _lease(inputs)
-        lease.acquire(inputs.lease_wait_seconds)
-        _step("lease-acquired")
         try:
+            lease.acquire(inputs.lease_wait_seconds)
+            _step("lease-acquired")
             with _cluster(inputs) as cluster:
                 pointer, version = self._pointer_for_update(cluster, inputs, olds, report)
                 if wants_promotion(inputs.promote, pointer):
@@ -675,12 +675,16 @@ class CachePromotionProvider(ResourceProvider):
             snapshot.annotations.get(c.ANNOTATION_PROMOTE_TOKEN) != inputs.promote
             or snapshot.source_claim != builder
             or snapshot.deleting
+            # A snapshot that failed (e.g. the class was missing) is retaken once fixed.
+            or (snapshot.error is not None and not snapshot.ready)
         )
         stale_claim = claim is not None and (
             stale_snapshot
             or claim.annotations.get(c.ANNOTATION_PROMOTE_TOKEN) != inputs.promote
             or claim.data_source != ("VolumeSnapshot", snap_name)
             or claim.deleting
+            # Never bound in a class the config no longer names: made again in the right one.
+            or (not claim.bound and claim.storage_class != inputs.parent_storage_class)
         )
         if not stale_snapshot and not stale_claim:
             return
@@ -698,12 +702,16 @@ class CachePromotionProvider(ResourceProvider):
         if stale_snapshot and snapshot is not None:
             cluster.delete_snapshot(snap_name)
         timeout = float(inputs.ready_timeout_seconds)
+
+        def gone() -> bool | None:
+            if stale_claim and cluster.claim(gen_name) is not None:
+                return None
+            if stale_snapshot and cluster.snapshot(snap_name) is not None:
+                return None
+            return True
+
         wait_for(
-            lambda: (
-                True
-                if cluster.claim(gen_name) is None and cluster.snapshot(snap_name) is None
-                else None
-            ),
+            gone,
             timeout,
             lambda: (
                 f"leftovers {gen_name}/{snap_name} of an earlier promotion attempt were not "
@@ -995,9 +1003,9 @@ class CachePromotionProvider(ResourceProvider):
         for this cache adopts the lineage), and say what was left and how to remove it."""
         inputs = PromotionInputs.from_props(props)
         lease = _lease(inputs)
-        lease.acquire(inputs.lease_wait_seconds)
         left: list[str] = []
         try:
+            lease.acquire(inputs.lease_wait_seconds)
             with _cluster(inputs) as cluster:
                 inventory = cluster.inventory()
                 stack_owned = {inputs.root_claim, inputs.builder_volume}

@@ -12,7 +12,12 @@ import pytest
 
 from components import constants as c
 from components import promotion_provider
-from components.promotion_provider import BuilderInUseError, CachePromotionProvider
+from components.promotion_provider import (
+    BuilderInUseError,
+    CachePromotionProvider,
+    CloneNotBoundError,
+    SnapshotNotReadyError,
+)
 from localcluster.harness import LocalCluster
 from localcluster.kube import meta
 from tests.e2e.promotion_env import CacheSetup, run_driver, wait_for
@@ -233,3 +238,40 @@ def test_check_predicts_the_claims_an_update_produces(setup: CacheSetup) -> None
         "gcc12-work-2",
         2,
     )
+
+
+def test_snapshot_not_ready_in_time_is_a_clear_error_and_a_fixed_rerun_retakes_it(
+    setup: CacheSetup,
+) -> None:
+    provider = CachePromotionProvider()
+    outs = provider.create(setup.props()).outs or {}
+    broken = setup.props(promote="s1", snapshot_class="no-such-class", ready_timeout_seconds=2)
+    with pytest.raises(SnapshotNotReadyError) as late:
+        provider.update("id", outs, broken)
+    message = str(late.value)
+    assert f"snapshot {setup.namespace}/gcc12-gen-2-src of builder volume gcc12-work-1" in message
+    assert "was not ready within 2s" in message and '"no-such-class" not found' in message
+    assert "VolumeSnapshotClass no-such-class" in message
+    assert setup.pointer().generation == 1
+    outs = provider.update("id", outs, setup.props(promote="s1")).outs or {}
+    assert outs["generation"] == 2
+
+
+def test_clone_not_bound_in_time_is_a_clear_error_and_a_fixed_rerun_converges(
+    setup: CacheSetup,
+) -> None:
+    provider = CachePromotionProvider()
+    outs = provider.create(setup.props()).outs or {}
+    broken = setup.props(
+        promote="b1", parent_storage_class="no-such-class", ready_timeout_seconds=2
+    )
+    with pytest.raises(CloneNotBoundError) as late:
+        provider.update("id", outs, broken)
+    message = str(late.value)
+    assert f"generation 2 claim {setup.namespace}/gcc12-gen-2 was not Bound within 2s" in message
+    assert "phase Pending" in message and "StorageClass no-such-class" in message
+    assert setup.pointer().generation == 1 and setup.lease_holder() is None
+    outs = provider.update("id", outs, setup.props(promote="b1")).outs or {}
+    assert outs["generation"] == 2
+    gen2 = setup.bound("gcc12-gen-2")
+    assert gen2["spec"]["storageClassName"] == setup.props()["parent_storage_class"]
