@@ -51,20 +51,27 @@ if stage == "full":
         opts=in_ns,
     )
     sa = k8s.core.v1.ServiceAccount(
-        "sa", metadata=k8s.meta.v1.ObjectMetaArgs(name="runner", namespace=ns_name, labels=labels),
+        "sa",
+        metadata=k8s.meta.v1.ObjectMetaArgs(name="runner", namespace=ns_name, labels=labels),
         opts=in_ns,
     )
     role = k8s.rbac.v1.Role(
         "role",
         metadata=k8s.meta.v1.ObjectMetaArgs(name="reader", namespace=ns_name, labels=labels),
-        rules=[k8s.rbac.v1.PolicyRuleArgs(api_groups=[""], resources=["configmaps"], verbs=["get"])],
+        rules=[
+            k8s.rbac.v1.PolicyRuleArgs(api_groups=[""], resources=["configmaps"], verbs=["get"])
+        ],
         opts=in_ns,
     )
     k8s.rbac.v1.RoleBinding(
         "binding",
         metadata=k8s.meta.v1.ObjectMetaArgs(name="reader", namespace=ns_name, labels=labels),
-        role_ref=k8s.rbac.v1.RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="Role", name=role.metadata.name),
-        subjects=[k8s.rbac.v1.SubjectArgs(kind="ServiceAccount", name=sa.metadata.name, namespace=ns_name)],
+        role_ref=k8s.rbac.v1.RoleRefArgs(
+            api_group="rbac.authorization.k8s.io", kind="Role", name=role.metadata.name
+        ),
+        subjects=[
+            k8s.rbac.v1.SubjectArgs(kind="ServiceAccount", name=sa.metadata.name, namespace=ns_name)
+        ],
         opts=in_ns,
     )
     sc = k8s.storage.v1.StorageClass(
@@ -89,7 +96,9 @@ if stage == "full":
     k8s.apps.v1.Deployment(
         "web",
         metadata=k8s.meta.v1.ObjectMetaArgs(
-            name="web", namespace=ns_name, labels=labels,
+            name="web",
+            namespace=ns_name,
+            labels=labels,
             # No kubelet here: a Deployment never becomes ready.
             annotations={"pulumi.com/skipAwait": "true"},
         ),
@@ -99,7 +108,9 @@ if stage == "full":
             template=k8s.core.v1.PodTemplateSpecArgs(
                 metadata=k8s.meta.v1.ObjectMetaArgs(labels={"app": "web"}),
                 spec=k8s.core.v1.PodSpecArgs(
-                    containers=[k8s.core.v1.ContainerArgs(name="web", image="registry.k8s.io/pause:3.10")]
+                    containers=[
+                        k8s.core.v1.ContainerArgs(name="web", image="registry.k8s.io/pause:3.10")
+                    ]
                 ),
             ),
         ),
