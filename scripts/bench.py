@@ -147,22 +147,23 @@ def pulumi_version() -> str:
     ).stdout.strip()
 
 
-def require_plugins(project: PulumiProject) -> None:
-    """Fail early, and clearly, when the provider plugins the program needs are not installed."""
+def require_plugins(project: PulumiProject) -> str:
+    """The kubernetes provider plugin the program needs (the SDK's pin), or NotMeasuredError.
+
+    The local stack prepares no node over SSH, so the command plugin is not needed.
+    """
     listed = json.loads(project.run("plugin", "ls", "--json").stdout or "[]")
     have = {(p["name"], p["version"]) for p in listed if p.get("kind") == "resource"}
-    # The plugin versions are the Python SDK pins (pyproject.toml, read as the Makefile does).
-    needed = [
-        (name.removeprefix("pulumi-"), version)
-        for name, _, version in (r.partition("==") for r in requirements([]))
-        if name in ("pulumi-kubernetes", "pulumi-command")
+    # The plugin version is the Python SDK pin (pyproject.toml, read as the Makefile does).
+    (version,) = [
+        r.partition("==")[2] for r in requirements([]) if r.startswith("pulumi-kubernetes==")
     ]
-    missing = [f"{name} v{version}" for name, version in needed if (name, version) not in have]
-    if missing:
+    if ("kubernetes", version) not in have:
         raise NotMeasuredError(
-            f"provider plugin(s) {', '.join(missing)} not installed in PULUMI_HOME="
+            f"provider plugin kubernetes v{version} not installed in PULUMI_HOME="
             f"{os.environ.get('PULUMI_HOME', '~/.pulumi')}; run: {FIX_TOOLCHAIN}"
         )
+    return f"kubernetes plugin v{version}"
 
 
 def empty_project(workdir: Path) -> PulumiProject:
@@ -215,22 +216,37 @@ def run_preview(project: PulumiProject, policy: bool = False, **env: str) -> Non
         project.env = saved
 
 
-def grpc_profile(
-    project: PulumiProject, logfile: Path, policy: bool
-) -> dict[str, tuple[int, float]]:
-    """Calls and total seconds per gRPC method of one preview (engine → plugins)."""
+@dataclass
+class GrpcMethod:
+    """The calls of one gRPC method in a debug log."""
+
+    server: bool  # served by the engine (program -> engine) rather than called by it
+    calls: int = 0
+    seconds: float = 0.0
+
+
+def grpc_profile(project: PulumiProject, logfile: Path, policy: bool) -> dict[str, GrpcMethod]:
+    """Calls per gRPC method of one preview, and the time of those the engine makes.
+
+    The engine logs both directions. Calls it makes (to the language host, the providers, the
+    policy analyzer) carry their duration; calls it serves (the program's RegisterResource and
+    friends) are logged without a start time, so only their number means something.
+    """
     run_preview(project, policy, PULUMI_DEBUG_GRPC=str(logfile))
-    totals: dict[str, tuple[int, float]] = {}
+    methods: dict[str, GrpcMethod] = {}
     for line in logfile.read_text(encoding="utf-8").splitlines():
         try:
             entry = json.loads(line)
         except ValueError:
             continue
-        if "duration" not in entry or entry.get("progress") == "request_started":
+        if entry.get("progress") != "response_completed":
             continue
-        count, seconds = totals.get(entry["method"], (0, 0.0))
-        totals[entry["method"]] = (count + 1, seconds + entry["duration"] / 1e9)
-    return totals
+        server = (entry.get("metadata") or {}).get("mode") == "server"
+        method = methods.setdefault(entry["method"], GrpcMethod(server))
+        method.calls += 1
+        if not server:
+            method.seconds += entry.get("duration", 0) / 1e9
+    return methods
 
 
 # --- The parts ------------------------------------------------------------------------------
@@ -255,9 +271,21 @@ def measure_floor(report: Report, workdir: Path, repeat: int) -> Timing:
     """Preview of the empty program (one warm-up run first, not counted)."""
     project = empty_project(workdir / "floor")
     run_preview(project)
-    return report.time(
+    timing = report.time(
         "floor", "empty program (engine floor)", lambda: run_preview(project), repeat
     )
+    engine_calls = {
+        name.rsplit("/", 1)[-1]: m.seconds
+        for name, m in grpc_profile(project, workdir / "floor-grpc.jsonl", False).items()
+        if not m.server and m.seconds >= 0.01
+    }
+    report.sections.append(
+        "The floor's own calls (one preview with the gRPC debug log): "
+        + ", ".join(f"`{name}` {seconds:.2f}s" for name, seconds in engine_calls.items())
+        + f", out of {timing.median:.2f}s wall: the rest is the CLI, the engine and plugin "
+        "start-up."
+    )
+    return timing
 
 
 def measure_previews(
@@ -265,7 +293,7 @@ def measure_previews(
 ) -> None:
     """Previews of the program at each size, with and without the policy pack; gRPC profile."""
     project = PulumiProject.create(workdir / "program", cluster.kubeconfig, stack="bench")
-    require_plugins(project)
+    report.notes.append(require_plugins(project))
     for size in sizes:
         project.set_config(scaled_config(size), {"github.credentials.token": TOKEN})
         run_preview(project)  # warm-up: .pyc files of the copy, plugin start-up caches
@@ -283,14 +311,20 @@ def measure_previews(
     began = time.perf_counter()
     totals = grpc_profile(project, workdir / "grpc.jsonl", policy=True)
     wall = time.perf_counter() - began
-    rows = sorted(totals.items(), key=lambda kv: -kv[1][1])
+    rows = sorted(totals.items(), key=lambda kv: (kv[1].server, -kv[1].seconds, -kv[1].calls))
     lines = [
-        f"gRPC calls of one preview + policy pack, {largest} scale sets "
-        f"(wall {wall:.1f}s with logging; concurrent calls overlap, so totals can exceed it):",
+        f"gRPC calls of one preview + policy pack, {largest} scale sets (wall {wall:.1f}s with "
+        "the debug log on; concurrent calls overlap, so their times add up to more than it):",
         "",
-        "| method | calls | total s |",
-        "| --- | ---: | ---: |",
-        *(f"| `{method}` | {count} | {seconds:.2f} |" for method, (count, seconds) in rows[:12]),
+        "| method | direction | calls | total s |",
+        "| --- | --- | ---: | ---: |",
+        *(
+            f"| `{name.rsplit('/', 2)[-2]}/{name.rsplit('/', 1)[-1]}` | "
+            f"{'program → engine' if m.server else 'engine → plugin'} | {m.calls} | "
+            f"{'—' if m.server else f'{m.seconds:.2f}'} |"
+            for name, m in rows
+            if m.server or m.seconds >= 0.01
+        ),
     ]
     report.sections.append("\n".join(lines))
 
@@ -406,6 +440,16 @@ def profile_program(report: Report, sizes: Sequence[int], repeat: int) -> None:
 # --- Output ------------------------------------------------------------------------------------
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux), else the machine type."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        return platform.machine()
+    match = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
+    return match[1].strip() if match else platform.machine()
+
+
 def ratio(report: Report, key: str, base: str) -> str:
     """``key``'s median as a multiple of ``base``'s, or a dash when either is missing."""
     if key not in report.timings or base not in report.timings:
@@ -418,7 +462,7 @@ def render(report: Report, command: str, repeat: int, sizes: Sequence[int]) -> s
     t = report.timings
     lines = [
         f"Command: `{command}`  ",
-        f"Machine: {os.cpu_count()} CPU(s), {platform.processor() or platform.machine()}, "
+        f"Machine: {os.cpu_count()} CPU(s), {cpu_model()}, "
         f"Python {platform.python_version()}, {', '.join(report.notes)}  ",
         f"Each time is the median of {repeat} run(s) after one warm-up run; the floor is the "
         "preview of an empty Python program on the same engine.",
@@ -477,9 +521,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     command = shlex.join(["python", "scripts/bench.py", *(sys.argv[1:] if argv is None else argv)])
     report = Report()
-    # The program's interpreter is the repository's virtualenv; put it first on PATH too, as
-    # a language host that runs `python` from PATH (instead of the virtualenv option) gets it.
-    os.environ["PATH"] = f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+    load_before = os.getloadavg()[0]
 
     def part(name: str, run: Callable[[], object]) -> None:
         began = time.perf_counter()
@@ -522,6 +564,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"bench: kept {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+    # Other work on the machine skews every time; the ratios within one run less so.
+    report.notes.append(
+        f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after the run"
+    )
     print(render(report, command, args.repeat, sizes))
     return 1 if report.missing else 0
 
