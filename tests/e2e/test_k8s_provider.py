@@ -260,6 +260,23 @@ def test_second_up_changes_nothing(stack: Stack) -> None:
     stack.up("--expect-no-changes")
 
 
+def test_refresh_follows_the_cluster(stack: Stack) -> None:
+    # Refresh reads every object back; nothing the program declares changed.
+    stack.pulumi("refresh", "--yes", "--skip-preview")
+    stack.up("--expect-no-changes")
+    # An object deleted behind Pulumi's back leaves the state on refresh and comes back on up.
+    subprocess.run(
+        [*stack.kubectl, "delete", "configmap", "settings", "-n", NS],
+        check=True,
+        capture_output=True,
+    )
+    stack.pulumi("refresh", "--yes", "--skip-preview")
+    result = stack.up()
+    assert "settings created" in result.stdout, result.stdout
+    assert stack.get("configmap", "settings", NS)["data"] == {"content": "one"}
+    stack.up("--expect-no-changes")
+
+
 def test_change_updates_in_place(stack: Stack) -> None:
     uid = stack.get("configmap", "settings", NS)["metadata"]["uid"]
     stack.config(variant="2")
@@ -319,3 +336,19 @@ def test_existing_object_is_not_adopted(
     finally:
         stack.pulumi("destroy", "--yes", "--skip-preview", check=False)
         local_cluster.kube().delete("Namespace", ns)
+
+
+def test_api_errors_name_the_object(
+    local_cluster: LocalCluster, pulumi_home: Path, tmp_path: Path
+) -> None:
+    stack = make_stack(tmp_path, local_cluster, pulumi_home, "Bad_NS", stage="minimal")
+    try:
+        result = stack.up(check=False)
+        output = result.stdout + result.stderr
+        assert result.returncode != 0
+        # The object, then the API server's own message.
+        assert (
+            'creating Namespace Bad_NS: Namespace "Bad_NS" is invalid: metadata.name' in output
+        ), output
+    finally:
+        stack.pulumi("destroy", "--yes", "--skip-preview", check=False)
