@@ -139,6 +139,7 @@ class PulumiProject:
         return self.run("stack", "export", "--stack", self.stack).stdout
 
     def resource_count(self) -> int:
-        """Number of resources in the stack's state."""
+        """Number of resources in the stack's state, not counting the stack itself."""
         deployment = json.loads(self.export()).get("deployment", {})
-        return len(deployment.get("resources") or [])
+        resources = deployment.get("resources") or []
+        return sum(1 for r in resources if r.get("type") != "pulumi:pulumi:Stack")

@@ -63,13 +63,13 @@ def client(local_cluster: Any) -> Client:
 def test_bad_config_fails_before_any_object(project: PulumiProject, local_cluster: Any) -> None:
     config = local_stack_config()
     config["caches"]["gcc12"]["size"] = "10GB"
-    config["scaleSets"]["local-linux"]["minRunners"] = 9
+    config["scaleSets"]["local-linux"]["maxRunners"] = 0
     project.set_config(config, {"github.credentials.token": TOKEN})
     mark = local_cluster.audit.mark()
     for result in (project.preview(check=False), project.up(check=False)):
         assert result.returncode != 0
         assert "caches.gcc12.size: '10GB' is not a Kubernetes quantity" in result.output
-        assert "scaleSets.local-linux.minRunners" in result.output
+        assert "scaleSets.local-linux.maxRunners" in result.output
         assert "Traceback" not in result.output
     assert local_cluster.mutating_requests(mark) == []
     assert project.resource_count() == 0
