@@ -241,6 +241,11 @@ def test_up_creates_every_object(stack: Stack) -> None:
     assert "pulumi-kubernetes" in managers
     outputs = json.loads(stack.pulumi("stack", "output", "--json").stdout)
     assert outputs["chart_resources"] == 4
+    # The chart's objects are its children and wait for what the chart depends on.
+    resources = json.loads(stack.pulumi("stack", "export").stdout)["deployment"]["resources"]
+    ars = next(r for r in resources if r["urn"].endswith(f"::runners:{NS}/runners"))
+    assert ars["parent"].endswith("kubernetes:helm.sh/v4:Chart::runners")
+    assert {d.split("::")[-1] for d in ars.get("dependencies", [])} >= {"ns", "credentials", "sc"}
 
 
 def test_state_never_shows_the_secret(stack: Stack) -> None:

@@ -71,6 +71,32 @@ func injectDependencies(req *pulumirpc.ConstructRequest) {
 	req.Inputs.Fields[dependsOnKey] = structpb.NewListValue(&structpb.ListValue{Values: refs})
 }
 
+// chartDependencies turns the injected resource references back into
+// resources (the SDK hands them over as an output of an array).
+func chartDependencies(ctx *pulumi.Context, v pulumi.Input) ([]pulumi.Resource, error) {
+	if v == nil {
+		return nil, nil
+	}
+	out, ok := v.(pulumi.Output)
+	if !ok {
+		out = pulumi.ToOutput(v)
+	}
+	res, err := internals.UnsafeAwaitOutput(ctx.Context(), out)
+	if err != nil {
+		return nil, fmt.Errorf("resolving the chart's dependencies: %w", err)
+	}
+	items, _ := res.Value.([]any)
+	deps := make([]pulumi.Resource, 0, len(items))
+	for _, item := range items {
+		r, ok := item.(pulumi.Resource)
+		if !ok {
+			return nil, fmt.Errorf("resolving the chart's dependencies: %T is not a resource", item)
+		}
+		deps = append(deps, r)
+	}
+	return deps, nil
+}
+
 // chartState is the component's registered state; `resources` is its output.
 type chartState struct {
 	pulumi.ResourceState
@@ -105,13 +131,9 @@ func (p *kubeProvider) constructChart(ctx *pulumi.Context, typ, name string, inp
 	if err != nil {
 		return nil, fmt.Errorf("chart %s: reading inputs: %w", name, err)
 	}
-	var deps pulumi.ResourceArray
-	if arr, ok := in[dependsOnKey].(pulumi.Array); ok {
-		for _, e := range arr {
-			if r, ok := e.(pulumi.ResourceInput); ok {
-				deps = append(deps, r)
-			}
-		}
+	deps, err := chartDependencies(ctx, in[dependsOnKey])
+	if err != nil {
+		return nil, fmt.Errorf("chart %s: %w", name, err)
 	}
 	delete(in, dependsOnKey)
 
@@ -163,7 +185,7 @@ func (p *kubeProvider) constructChart(ctx *pulumi.Context, typ, name string, inp
 
 	childOpts := []pulumi.ResourceOption{pulumi.Parent(comp)}
 	if len(deps) > 0 {
-		childOpts = append(childOpts, pulumi.DependsOnInputs(deps))
+		childOpts = append(childOpts, pulumi.DependsOn(deps))
 	}
 	// Namespaces and CRDs first: the rest of the chart depends on them.
 	var first, rest []*unstructured.Unstructured
