@@ -14,6 +14,7 @@ LOCAL_CLUSTER_DIR := $(CURDIR)/.local-cluster
 # The local stack's secrets are throwaway test values; real stacks need the team's passphrase.
 ifeq ($(STACK),local)
 export PULUMI_CONFIG_PASSPHRASE ?= local-stack-not-a-secret
+export KUBECONFIG := $(LOCAL_CLUSTER_DIR)/kubeconfig
 endif
 TOOLCHAIN_ENV = eval "$$(scripts/toolchain.sh env)"
 
