@@ -53,11 +53,11 @@ test: deps ## Every test tier: config check, lint, unit, e2e, oracle
 
 up: deps ## Deploy STACK (default: local, which starts a local control plane first)
 	$(TOOLCHAIN_ENV); \
-	if [ "$(STACK)" = local ]; then $(PY) -m localcluster up --state-dir "$(LOCAL_CLUSTER_DIR)"; fi; \
+	if [ "$(STACK)" = local ]; then $(PY) -m localcluster --state-dir "$(LOCAL_CLUSTER_DIR)" up; fi; \
 	mkdir -p .state; \
 	pulumi stack select --create "$(STACK)" --non-interactive; \
 	pulumi up --yes --non-interactive --stack "$(STACK)"; \
-	if [ "$(STACK)" = local ]; then $(PY) -m localcluster status --state-dir "$(LOCAL_CLUSTER_DIR)"; fi
+	if [ "$(STACK)" = local ]; then $(PY) -m localcluster --state-dir "$(LOCAL_CLUSTER_DIR)" status; fi
 
 preview: deps ## pulumi preview of STACK with the policy pack
 	$(TOOLCHAIN_ENV); mkdir -p .state; \
@@ -69,10 +69,10 @@ destroy: deps ## pulumi destroy of STACK
 
 down: deps ## Destroy the local stack and stop the local control plane
 	$(TOOLCHAIN_ENV); \
-	if $(PY) -m localcluster status --state-dir "$(LOCAL_CLUSTER_DIR)" >/dev/null 2>&1; then \
+	if $(PY) -m localcluster --state-dir "$(LOCAL_CLUSTER_DIR)" status >/dev/null 2>&1; then \
 	  pulumi destroy --yes --non-interactive --stack local || true; \
 	fi; \
-	$(PY) -m localcluster down --state-dir "$(LOCAL_CLUSTER_DIR)"
+	$(PY) -m localcluster --state-dir "$(LOCAL_CLUSTER_DIR)" down
 
 bench: deps ## Benchmarks (ratios, one run): see docs in README
 	$(TOOLCHAIN_ENV); $(PY) scripts/bench.py
