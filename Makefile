@@ -62,7 +62,8 @@ up: deps ## Deploy STACK (default: local, which starts a local control plane fir
 preview: deps ## pulumi preview of STACK with the policy pack
 	$(TOOLCHAIN_ENV); mkdir -p .state; \
 	pulumi stack select --create "$(STACK)" --non-interactive; \
-	pulumi preview --non-interactive --stack "$(STACK)" --policy-pack policy
+	pulumi preview --non-interactive --stack "$(STACK)" --policy-pack policy \
+	  --policy-pack-config policy/policy-config.json
 
 destroy: deps ## pulumi destroy of STACK
 	$(TOOLCHAIN_ENV); pulumi destroy --yes --non-interactive --stack "$(STACK)"
