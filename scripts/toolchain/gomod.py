@@ -23,7 +23,7 @@ import sys
 def _download() -> dict[str, str]:
     text = sys.stdin.read()
     try:
-        info = json.loads(text)
+        info: dict[str, str] = json.loads(text)
     except json.JSONDecodeError:
         print(text.strip() or "go mod download printed nothing", file=sys.stderr)
         sys.exit(1)

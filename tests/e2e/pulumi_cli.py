@@ -83,7 +83,9 @@ class PulumiProject:
         """Run ``pulumi <args>`` non-interactively in the project."""
         pulumi = shutil.which("pulumi", path=os.environ.get("PATH"))
         if pulumi is None:
-            raise PulumiCommandError('pulumi is not on PATH: run `eval "$(scripts/toolchain.sh env)"`')
+            raise PulumiCommandError(
+                'pulumi is not on PATH: run `eval "$(scripts/toolchain.sh env)"`'
+            )
         proc = subprocess.run(
             [pulumi, *args, "--non-interactive", "--cwd", str(self.workdir)],
             capture_output=True,

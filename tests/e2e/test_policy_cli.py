@@ -31,6 +31,7 @@ POLICY = ROOT / "policy"
 DATA = ROOT / "tests" / "data" / "policy"
 FIX_COMMAND = 'scripts/toolchain.sh && eval "$(scripts/toolchain.sh env)"'
 
+
 @pytest.fixture(scope="module")
 def cli() -> dict[str, str]:
     """Environment for the pulumi CLI: the repo's Python, no plugin downloads."""
