@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from functools import cache
@@ -38,6 +39,7 @@ from components.promotion_plan import (
 )
 
 __all__ = [
+    "ApiClient",
     "Cluster",
     "PointerConflictError",
     "WaitTimeoutError",
@@ -51,9 +53,70 @@ JsonDict = dict[str, Any]
 
 #: Longest pause between two looks while waiting.
 _MAX_BACKOFF: Final = 5.0
+#: Serialises promotion's API calls within a process (see ApiClient). Module state, never
+#: part of the serialised provider (it is pickled by reference).
+_API_LOCK: Final = threading.RLock()
 
 
-def client_for(kubeconfig: str | None, context: str | None, timeout: float = 30.0) -> Client:
+class ApiClient:
+    """A lightkube Client whose calls run one at a time in this process.
+
+    lightkube decodes responses with msgspec, and decoding a type for the first time from two
+    threads at once crashed the provider process (SIGSEGV in lightkube's list decoding, seen
+    when the engine deleted two caches' promotions in parallel: it calls a dynamic provider
+    from several threads). So every call, including the decoding of its whole response, holds
+    one process-wide lock. Calls are short; every wait happens outside it.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def get(self, resource: Any, name: str, *, namespace: str | None = None) -> Any:
+        """GET one object."""
+        with _API_LOCK:
+            return self._client.get(resource, name, namespace=namespace)
+
+    def list(
+        self,
+        resource: Any,
+        *,
+        namespace: str | None = None,
+        fields: dict[str, Any] | None = None,
+    ) -> list[Any]:
+        """LIST objects (every page, decoded inside the lock)."""
+        with _API_LOCK:
+            if namespace is None:
+                return list(self._client.list(resource, fields=fields))
+            return list(self._client.list(resource, namespace=namespace, fields=fields))
+
+    def create(self, obj: Any, *, namespace: str | None = None) -> Any:
+        """POST an object."""
+        with _API_LOCK:
+            return self._client.create(obj, namespace=namespace)
+
+    def replace(self, obj: Any) -> Any:
+        """PUT an object (its metadata.resourceVersion is the precondition)."""
+        with _API_LOCK:
+            return self._client.replace(obj)
+
+    def patch(self, resource: Any, name: str, patch: Any, *, namespace: str | None) -> Any:
+        """Merge-patch an object."""
+        with _API_LOCK:
+            return self._client.patch(
+                resource, name, patch, namespace=namespace, patch_type=PatchType.MERGE
+            )
+
+    def delete(self, resource: Any, name: str, *, namespace: str | None = None) -> None:
+        """DELETE an object."""
+        with _API_LOCK:
+            self._client.delete(resource, name, namespace=namespace)
+
+    def close(self) -> None:
+        """Close the connections."""
+        self._client.close()
+
+
+def client_for(kubeconfig: str | None, context: str | None, timeout: float = 30.0) -> ApiClient:
     """A lightkube client for a kubeconfig path (or kubeconfig content) and context.
 
     ``None`` means what kubectl would use: the in-cluster service account, else the first
@@ -73,7 +136,9 @@ def client_for(kubeconfig: str | None, context: str | None, timeout: float = 30.
     single = config.get(context_name=context)
     if single is None:
         raise ValueError(f"kubeconfig has no context {context!r} (and no current context)")
-    return Client(config=single, timeout=httpx2.Timeout(timeout), field_manager="arc-zfs-cache")
+    return ApiClient(
+        Client(config=single, timeout=httpx2.Timeout(timeout), field_manager="arc-zfs-cache")
+    )
 
 
 def common_labels(cache_name: str, role: str) -> dict[str, str]:
@@ -164,7 +229,7 @@ def _missing(exc: ApiError) -> bool:
 class Cluster:
     """One namespace of one cluster, as promotion sees it."""
 
-    def __init__(self, client: Client, namespace: str) -> None:
+    def __init__(self, client: ApiClient, namespace: str) -> None:
         self.client = client
         self.namespace = namespace
 
@@ -273,9 +338,7 @@ class Cluster:
 
     def _list(self, resource: Any, namespace: str | None) -> Iterable[Any]:
         try:
-            if namespace is None:
-                return list(self.client.list(resource))
-            return list(self.client.list(resource, namespace=namespace))
+            return self.client.list(resource, namespace=namespace)
         except ApiError as exc:
             # The kind is not installed (e.g. no OpenEBS on this cluster): none exist. Any
             # other error (403 …) propagates: collecting blind is never acceptable.
@@ -354,7 +417,6 @@ class Cluster:
             name,
             {"metadata": {"annotations": dict(annotations)}},
             namespace=self.namespace,
-            patch_type=PatchType.MERGE,
         )
 
     def delete_claim(self, name: str) -> None:

@@ -24,11 +24,12 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Final
 
-from lightkube import ApiError, Client
+from lightkube import ApiError
 from lightkube.models.coordination_v1 import LeaseSpec
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.coordination_v1 import Lease
 
+from components.promotion_kube import ApiClient
 from components.promotion_plan import format_time
 
 __all__ = [
@@ -135,7 +136,7 @@ class PromotionLease:
 
     def __init__(
         self,
-        client_factory: Callable[[], Client],
+        client_factory: Callable[[], ApiClient],
         namespace: str,
         name: str,
         *,
@@ -185,7 +186,7 @@ class PromotionLease:
             time.sleep(pause * random.uniform(0.8, 1.0))
             delay = min(delay * 1.6, _MAX_POLL)
 
-    def _try_take(self, client: Client) -> LeaseView | None:
+    def _try_take(self, client: ApiClient) -> LeaseView | None:
         """Attempts until one is not lost to a concurrent writer: None if we now hold the
         lease, else the view of who holds it."""
         while True:
@@ -193,7 +194,7 @@ class PromotionLease:
             if taken is not _CONFLICT:
                 return taken if isinstance(taken, LeaseView) else None
 
-    def _take_once(self, client: Client) -> LeaseView | object | None:
+    def _take_once(self, client: ApiClient) -> LeaseView | object | None:
         now = _micro_now()
         try:
             lease = client.get(Lease, self.name, namespace=self.namespace)
@@ -242,7 +243,7 @@ class PromotionLease:
 
     # --- holding ---------------------------------------------------------------------------
 
-    def _renew(self, client: Client) -> None:
+    def _renew(self, client: ApiClient) -> None:
         now = _micro_now()
         lease = client.get(Lease, self.name, namespace=self.namespace)
         spec = lease.spec or LeaseSpec()

@@ -8,6 +8,9 @@ or ``id``/``olds``/``news``). The driver deserialises the provider with dill (as
 ``pulumi.dynamic.__main__`` does), calls the method and prints ``{"ok": ..., "outs": ...}`` as
 JSON on stdout; a provider error prints ``{"error": <type>, "message": ...}`` and exits 3.
 
+``method`` ``parallel`` runs every request of ``calls`` at once in threads, as the engine's
+provider process serves several resources at once; it answers ``{"ok": ..., "results": [...]}``.
+
 ``--crash-after STEP`` replaces :func:`components.promotion_provider.after_step` so that the
 process kills itself with SIGKILL right after that protocol step: no cleanup, no ``finally``,
 no lease release, exactly like a crashed or OOM-killed provider process.
@@ -21,6 +24,7 @@ import json
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +53,31 @@ def main(argv: list[str] | None = None) -> int:
     provider = dill.loads(base64.b64decode(request["provider"]))
     if args.crash_after:
         promotion_provider.after_step = _crash_after(args.crash_after)
+    if request["method"] == "parallel":
+        results: list[Any] = [None] * len(request["calls"])
+
+        def run(i: int) -> None:
+            results[i] = _call(provider, request["calls"][i])
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(results))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        ok = all("error" not in r for r in results)
+        print(json.dumps({"ok": ok, "results": results}))
+        return 0 if ok else 3
+    answer = _call(provider, request)
+    print(json.dumps(answer))
+    return 3 if "error" in answer else 0
+
+
+def _call(provider: Any, request: dict[str, Any]) -> dict[str, Any]:
     method = request["method"]
     try:
         if method == "create":
             result = provider.create(request["props"])
-            outs: Any = {"id": result.id, "outs": result.outs}
+            outs: dict[str, Any] = {"id": result.id, "outs": result.outs}
         elif method == "update":
             outs = {"outs": provider.update(request["id"], request["olds"], request["news"]).outs}
         elif method == "diff":
@@ -68,10 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             raise SystemExit(f"unknown method {method}")
     except Exception as exc:
-        print(json.dumps({"error": type(exc).__name__, "message": str(exc)}))
-        return 3
-    print(json.dumps({"ok": True, **outs}))
-    return 0
+        return {"error": type(exc).__name__, "message": str(exc)}
+    return {"ok": True, **outs}
 
 
 if __name__ == "__main__":

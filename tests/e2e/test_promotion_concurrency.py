@@ -19,7 +19,7 @@ from components.promotion_lease import LeaseHeldError
 from components.promotion_provider import CachePromotionProvider
 from localcluster.harness import LocalCluster
 from localcluster.kube import meta
-from tests.e2e.promotion_env import CacheSetup, finish_driver, start_driver, wait_for
+from tests.e2e.promotion_env import CacheSetup, finish_driver, run_driver, start_driver, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -187,3 +187,39 @@ def test_job_clones_during_promotions_and_collection_never_miss_their_parent(
         "job clones gone",
         lambda: not [n for n in setup.names("PersistentVolumeClaim") if n.startswith("job-")],
     )
+
+
+def test_one_provider_process_serves_several_caches_at_once(
+    local_cluster: LocalCluster, tmp_path: Path
+) -> None:
+    """The engine calls a dynamic provider from several threads: a fresh process creating,
+    promoting and deleting three caches' lineages at once must neither crash nor mix them up
+    (lightkube's first-time decoding crashed such a process before API calls were serialised)."""
+    for _ in range(3):
+        setups = [CacheSetup.create(local_cluster) for _ in range(3)]
+        created = run_driver(
+            tmp_path,
+            "parallel",
+            calls=[{"method": "create", "props": s.props()} for s in setups],
+        )
+        assert created.returncode == 0, created
+        outs = [r["outs"] for r in created.answer["results"]]
+        promoted = run_driver(
+            tmp_path,
+            "parallel",
+            calls=[
+                {"method": "update", "id": "id", "olds": o, "news": s.props(promote="p")}
+                for s, o in zip(setups, outs, strict=True)
+            ],
+        )
+        assert promoted.returncode == 0, promoted
+        outs = [r["outs"] for r in promoted.answer["results"]]
+        assert [o["parent_claim"] for o in outs] == ["gcc12-gen-2"] * 3
+        deleted = run_driver(
+            tmp_path,
+            "parallel",
+            calls=[{"method": "delete", "id": "id", "props": o} for o in outs],
+        )
+        assert deleted.returncode == 0, deleted
+        for setup in setups:
+            assert setup.pointer().generation == 2 and setup.lease_holder() is None
