@@ -146,9 +146,6 @@ func fromPlain(obj map[string]any) resource.PropertyMap {
 
 func isInternalKey(k string) bool { return len(k) >= 2 && k[:2] == "__" }
 
-// containsSecrets reports whether v holds a secret anywhere.
-func containsSecrets(v resource.PropertyValue) bool { return v.ContainsSecrets() }
-
 // markSecret wraps v as a secret unless it already is one (or is null).
 func markSecret(v resource.PropertyValue) resource.PropertyValue {
 	if v.IsSecret() || v.IsNull() {
@@ -184,8 +181,6 @@ func unsecret(v resource.PropertyValue) resource.PropertyValue {
 			out[k] = unsecret(e)
 		}
 		return resource.NewProperty(out)
-	case v.IsNumber():
-		return v
 	default:
 		return v
 	}

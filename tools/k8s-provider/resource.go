@@ -246,7 +246,7 @@ func (p *kubeProvider) Create(ctx context.Context, req *pulumirpc.CreateRequest)
 	if req.GetPreview() {
 		// Preview never writes to the cluster: the planned outputs are the
 		// inputs (with the default namespace when it can be told by GETs).
-		outs, err := p.plannedOutputs(ctx, inputs)
+		outs, err := p.plannedOutputs(inputs)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", label, err)
 		}
@@ -350,7 +350,7 @@ func initFailed(id string, outs, inputs *structpb.Struct, cause error) error {
 
 // plannedOutputs are the outputs shown by a preview: the inputs, with the
 // namespace a namespaced object will be created in.
-func (p *kubeProvider) plannedOutputs(ctx context.Context, inputs resource.PropertyMap) (*structpb.Struct, error) {
+func (p *kubeProvider) plannedOutputs(inputs resource.PropertyMap) (*structpb.Struct, error) {
 	outs := inputs.Copy()
 	kube, _, err := p.kube()
 	if err == nil {
@@ -371,7 +371,6 @@ func (p *kubeProvider) plannedOutputs(ctx context.Context, inputs resource.Prope
 	} else if !errors.Is(err, errConfigUnknown) {
 		return nil, err
 	}
-	_ = ctx
 	return marshal(outs, "preview outputs")
 }
 
@@ -398,7 +397,7 @@ func (p *kubeProvider) outputs(inputs resource.PropertyMap, live *unstructured.U
 		}
 	}
 	for k, v := range inputs {
-		if containsSecrets(v) {
+		if v.ContainsSecrets() {
 			if ov, has := outs[k]; has {
 				outs[k] = markSecret(ov)
 			}
@@ -434,7 +433,7 @@ func (p *kubeProvider) Read(ctx context.Context, req *pulumirpc.ReadRequest) (*p
 	namespace, name := parseID(req.GetId())
 	t, err := p.resolve(ctx, kube, gvk, namespace, name, 0)
 	if err != nil {
-		if meta.IsNoMatchError(errors.Unwrap(err)) || isNoMatch(err) {
+		if isNoMatch(err) {
 			// The kind is gone (CRD deleted): so is the object.
 			return &pulumirpc.ReadResponse{}, nil
 		}
@@ -500,7 +499,7 @@ func (p *kubeProvider) Update(ctx context.Context, req *pulumirpc.UpdateRequest)
 		return nil, err
 	}
 	if req.GetPreview() {
-		outs, err := p.plannedOutputs(ctx, news)
+		outs, err := p.plannedOutputs(news)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", label, err)
 		}
