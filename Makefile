@@ -21,7 +21,7 @@ TOOLCHAIN_ENV = eval "$$(scripts/toolchain.sh env)"
 .PHONY: help deps toolchain check lint unit e2e test up preview destroy down bench
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(VENV)/.deps: pyproject.toml scripts/deps.py
 	$(PYTHON) -m venv $(VENV)

@@ -465,6 +465,9 @@ class LocalControlPlane:
             "--secure-port=0",
             "--leader-elect=false",
             "--use-service-account-credentials=false",
+            # The binder also resyncs claims on this period; the default 15s makes a claim
+            # whose PV event was missed under load wait that long in tests.
+            "--pvclaimbinder-sync-period=2s",
             f"--controllers={','.join(controllers)}",
             f"--service-account-private-key-file={self.pki.service_account_key}",
             f"--root-ca-file={self.pki.ca_cert}",

@@ -148,7 +148,7 @@ def test_job_clones_during_promotions_and_collection_never_miss_their_parent(
             with lock:
                 clones.append((name, parent))
             try:
-                setup.bound(name, timeout=15)
+                setup.bound(name, timeout=60)
             except AssertionError:
                 events = [
                     e["message"]
