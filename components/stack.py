@@ -33,8 +33,11 @@ class ArcZfsCache(pulumi.ComponentResource):
             f"{name}-cluster",
             kubeconfig=config.cluster.kubeconfig,
             context=config.cluster.context,
-            # Fail on objects the cluster does not know instead of guessing in preview.
             enable_server_side_apply=True,
+            # A promotion changes the hook ConfigMaps' content: update them in place. The
+            # default replaces them (delete, then create under the same name), leaving a gap
+            # in which a starting runner pod would find no template.
+            enable_config_map_mutable=True,
             opts=pulumi.ResourceOptions(parent=self),
         )
         child = pulumi.ResourceOptions(parent=self, providers={"kubernetes": provider})

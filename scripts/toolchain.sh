@@ -437,7 +437,10 @@ fi
 install_plugin() {
     local name=$1 version=$2 binary=$3 cli
     local dir=$PULUMI_HOME_DIR/plugins/resource-$name-v$version
-    if [[ -d $dir && ! -e $dir.partial ]]; then
+    # The marker names the cache entry the installed binary came from: a rebuilt
+    # plugin of the same version (the double's sources changed) is reinstalled.
+    local marker=$PULUMI_HOME_DIR/plugins/.resource-$name-v$version.source
+    if [[ -d $dir && ! -e $dir.partial && $(cat "$marker" 2>/dev/null) == "$binary" ]]; then
         log "plugin resource $name v$version installed"
         return 0
     fi
@@ -448,8 +451,10 @@ install_plugin() {
     fi
     log "installing plugin resource $name v$version into $PULUMI_HOME_DIR"
     if ! PULUMI_HOME=$PULUMI_HOME_DIR PULUMI_SKIP_UPDATE_CHECK=true \
-        "$cli" plugin install resource "$name" "$version" --file "$binary" >&2; then
+        "$cli" plugin install resource "$name" "$version" --file "$binary" --reinstall >&2; then
         failures+=("plugin $name v$version: pulumi plugin install failed")
+    else
+        printf '%s\n' "$binary" >"$marker"
     fi
 }
 

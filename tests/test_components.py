@@ -395,3 +395,10 @@ def test_merged_job_pod_is_a_valid_restricted_pod(minimal: Deployment, scale_set
     assert {"name": "work", "mountPath": "/__w"} in job["volumeMounts"]
     volumes = {v["name"] for v in spec["volumes"]}
     assert "cache-gcc12" in volumes and len(volumes) == len(spec["volumes"])
+
+
+def test_provider_updates_hook_config_maps_in_place(minimal: Deployment) -> None:
+    (provider,) = minimal.of_type("pulumi:providers:kubernetes")
+    # Provider inputs travel as strings.
+    assert provider.inputs["enableConfigMapMutable"] == "true"
+    assert provider.inputs["enableServerSideApply"] == "true"

@@ -144,15 +144,20 @@ def test_config_change_is_an_in_place_update(project: PulumiProject, client: Cli
     config = local_stack_config()
     changed = copy.deepcopy(config)
     changed["scaleSets"]["local-linux"]["maxRunners"] = 7
+    # A new hook template content (as a promotion makes) updates the ConfigMap in place.
+    changed["caches"]["clang17"]["env"]["CCACHE_DIR"] = "/CONAN_HOME_CLANG/ccache"
     project.set_config(changed, {"github.credentials.token": TOKEN})
     steps = project.preview_steps()
     ops = {(s["op"], s["urn"].rsplit("::", 1)[-1]) for s in steps if s["op"] != "same"}
-    assert ops, "a changed maxRunners must show a change"
+    assert ("update", "e2e-hook-local-linux-config-map") in ops, ops
+    assert any(name.endswith("AutoscalingRunnerSet") or "local-linux" in name for _, name in ops)
     assert all(op == "update" for op, _ in ops), ops
     project.up()
     ars = client.get(AutoscalingRunnerSet, "local-linux", namespace="arc-runners")
     spec = ars["spec"] if isinstance(ars, dict) else ars.spec  # type: ignore[index]
     assert spec["maxRunners"] == 7
+    cm = client.get(ConfigMap, c.hook_template_name("local-linux"), namespace="arc-runners")
+    assert "CCACHE_DIR" in (cm.data or {})[c.HOOK_TEMPLATE_KEY]
 
 
 def test_destroy_leaves_nothing_behind(project: PulumiProject, client: Client) -> None:
