@@ -79,8 +79,10 @@ class PulumiProject:
         self.run("stack", "init", stack)
         return self
 
-    def run(self, *args: str, check: bool = True, timeout: float = 600) -> Result:
-        """Run ``pulumi <args>`` non-interactively in the project."""
+    def run(
+        self, *args: str, check: bool = True, timeout: float = 600, stdin: str | None = None
+    ) -> Result:
+        """Run ``pulumi <args>`` non-interactively in the project (``stdin``: its input)."""
         pulumi = shutil.which("pulumi", path=os.environ.get("PATH"))
         if pulumi is None:
             raise PulumiCommandError(
@@ -91,7 +93,7 @@ class PulumiProject:
             capture_output=True,
             text=True,
             env={**os.environ, **self.env},
-            stdin=subprocess.DEVNULL,
+            input=stdin if stdin is not None else "",
             timeout=timeout,
             check=False,
         )
@@ -110,7 +112,10 @@ class PulumiProject:
         existing["config"] = {f"arc-zfs-cache:{k}": v for k, v in config.items()}
         stack_file.write_text(yaml.safe_dump(existing, sort_keys=False))
         for path, value in (secrets or {}).items():
-            self.run("config", "set", "--secret", "--path", path, value, "--stack", self.stack)
+            # On standard input, so a secret is never in an argument list or an error message.
+            self.run(
+                "config", "set", "--secret", "--path", path, "--stack", self.stack, stdin=value
+            )
 
     def preview(self, *extra: str, check: bool = True) -> Result:
         """``pulumi preview`` of the stack."""
