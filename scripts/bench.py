@@ -80,6 +80,11 @@ class Timing:
     seconds: list[float] = field(default_factory=list)
 
     @property
+    def best(self) -> float:
+        """Fastest run: the one least disturbed by other work on the machine."""
+        return min(self.seconds)
+
+    @property
     def median(self) -> float:
         """Median wall time in seconds."""
         return statistics.median(self.seconds)
@@ -267,49 +272,61 @@ def local_cluster(workdir: Path) -> Iterator[LocalCluster]:
         cluster.stop()
 
 
-def measure_floor(report: Report, workdir: Path, repeat: int) -> Timing:
-    """Preview of the empty program (one warm-up run first, not counted)."""
+def prepare_floor(report: Report, workdir: Path) -> PulumiProject:
+    """The empty program, warmed up, with the engine calls of its preview profiled."""
     project = empty_project(workdir / "floor")
-    run_preview(project)
-    timing = report.time(
-        "floor", "empty program (engine floor)", lambda: run_preview(project), repeat
-    )
+    run_preview(project)  # warm-up: the language host's first start, .pyc files
     engine_calls = {
         name.rsplit("/", 1)[-1]: m.seconds
         for name, m in grpc_profile(project, workdir / "floor-grpc.jsonl", False).items()
         if not m.server and m.seconds >= 0.01
     }
     report.sections.append(
-        "The floor's own calls (one preview with the gRPC debug log): "
+        "The floor's own engine calls (one preview with the gRPC debug log): "
         + ", ".join(f"`{name}` {seconds:.2f}s" for name, seconds in engine_calls.items())
-        + f", out of {timing.median:.2f}s wall: the rest is the CLI, the engine and plugin "
-        "start-up."
+        + "; the rest of its wall time is the CLI, the engine and the language host starting."
     )
-    return timing
+    return project
+
+
+FLOOR_LABEL: Final = "empty program (engine floor)"
 
 
 def measure_previews(
-    report: Report, cluster: LocalCluster, workdir: Path, repeat: int, sizes: Sequence[int]
+    report: Report,
+    *,
+    floor: PulumiProject,
+    cluster: LocalCluster,
+    workdir: Path,
+    repeat: int,
+    sizes: Sequence[int],
 ) -> None:
-    """Previews of the program at each size, with and without the policy pack; gRPC profile."""
-    project = PulumiProject.create(workdir / "program", cluster.kubeconfig, stack="bench")
-    report.notes.append(require_plugins(project))
+    """Previews of the program at each size, with and without the policy pack; gRPC profile.
+
+    One stack per size, and the runs interleaved round by round (floor, then every size and
+    variant): load from other work on the machine then falls on all of them alike.
+    """
+    projects: dict[int, PulumiProject] = {}
     for size in sizes:
+        project = PulumiProject.create(workdir / f"program-{size}", cluster.kubeconfig, f"s{size}")
+        if not projects:
+            report.notes.append(require_plugins(project))
         project.set_config(scaled_config(size), {"github.credentials.token": TOKEN})
         run_preview(project)  # warm-up: .pyc files of the copy, plugin start-up caches
-        report.time(
-            f"preview-{size}", f"preview, {size} scale set(s)", lambda: run_preview(project), repeat
-        )
-        report.time(
-            f"policy-{size}",
-            f"preview + policy pack, {size} scale set(s)",
-            lambda: run_preview(project, policy=True),
-            repeat,
-        )
+        run_preview(project, policy=True)
+        projects[size] = project
+    for _ in range(repeat):
+        report.time("floor", FLOOR_LABEL, lambda: run_preview(floor), 1)
+        for size, project in projects.items():
+            plain = functools.partial(run_preview, project)
+            report.time(f"preview-{size}", f"preview, {size} scale set(s)", plain, 1)
+            with_policy = functools.partial(run_preview, project, policy=True)
+            report.time(
+                f"policy-{size}", f"preview + policy pack, {size} scale set(s)", with_policy, 1
+            )
     largest = max(sizes)
-    project.set_config(scaled_config(largest), {"github.credentials.token": TOKEN})
     began = time.perf_counter()
-    totals = grpc_profile(project, workdir / "grpc.jsonl", policy=True)
+    totals = grpc_profile(projects[largest], workdir / "grpc.jsonl", policy=True)
     wall = time.perf_counter() - began
     rows = sorted(totals.items(), key=lambda kv: (kv[1].server, -kv[1].seconds, -kv[1].calls))
     lines = [
@@ -330,26 +347,26 @@ def measure_previews(
 
 
 def measure_promotion(report: Report, cluster: LocalCluster, workdir: Path, repeat: int) -> None:
-    """``pulumi up`` promoting gcc12 vs ``pulumi up`` with no change, on the local stack."""
+    """``pulumi up`` promoting gcc12 vs ``pulumi up`` with no change, on the local stack.
+
+    Interleaved: each round is a no-change up, then a new promote token and its up.
+    """
     project = PulumiProject.create(workdir / "promotion", cluster.kubeconfig, stack="promote")
     require_plugins(project)
     project.set_config(local_stack_config(), {"github.credentials.token": TOKEN})
     report.time("up-create", "up, creating the local stack", project.up, 1)
-    report.time(
-        "up-noop",
-        "up with no change",
-        lambda: project.up("--expect-no-changes"),
-        repeat,
-    )
     generation = int(project.outputs()["generations"]["gcc12"])
     for attempt in range(1, repeat + 1):
+        report.time("up-noop", "up with no change", lambda: project.up("--expect-no-changes"), 1)
         project.run(
             "config", "set", "--path", "caches.gcc12.promote", f"bench-{attempt}",
             "--stack", project.stack,
         )  # fmt: skip
+        timings = dict(report.timings)
         report.time("up-promote", "up promoting cache gcc12", project.up, 1)
         now = int(project.outputs()["generations"]["gcc12"])
         if now != generation + 1:
+            report.timings = timings
             report.timings.pop("up-promote", None)
             raise NotMeasuredError(
                 f"a new promote token left gcc12 at generation {now} (expected {generation + 1}): "
@@ -458,10 +475,10 @@ def cpu_model() -> str:
 
 
 def ratio(report: Report, key: str, base: str) -> str:
-    """``key``'s median as a multiple of ``base``'s, or a dash when either is missing."""
+    """``key``'s best time as a multiple of ``base``'s, or a dash when either is missing."""
     if key not in report.timings or base not in report.timings:
         return "—"
-    return f"{report.timings[key].median / report.timings[base].median:.2f}x"
+    return f"{report.timings[key].best / report.timings[base].best:.2f}x"
 
 
 def render(report: Report, command: str, repeat: int, sizes: Sequence[int]) -> str:
@@ -471,46 +488,34 @@ def render(report: Report, command: str, repeat: int, sizes: Sequence[int]) -> s
         f"Command: `{command}`  ",
         f"Machine: {os.cpu_count()} CPU(s), {cpu_model()}, "
         f"Python {platform.python_version()}, {', '.join(report.notes)}  ",
-        f"Each time is the median of {repeat} run(s) after one warm-up run; the floor is the "
-        "preview of an empty Python program on the same engine.",
+        f"{repeat} timed run(s) of each after one warm-up run, interleaved round by round; "
+        "ratios compare the best runs (the least disturbed by other work on the machine). "
+        "The floor is the preview of an empty Python program on the same engine.",
         "",
-        "| what | median | runs | ratio |",
+        "| what | best | median | ratio |",
         "| --- | ---: | ---: | --- |",
     ]
-    if "floor" in t:
-        floor = t["floor"]
-        lines.append(f"| {floor.label} | {floor.median:.2f}s | {floor.spread()} | 1.00x (floor) |")
+
+    def row(key: str, comparison: str) -> None:
+        if key in t:
+            lines.append(
+                f"| {t[key].label} | {t[key].best:.2f}s | {t[key].median:.2f}s | {comparison} |"
+            )
+
+    row("floor", "1.00x (floor)")
     for size in sizes:
-        for key in (f"preview-{size}", f"policy-{size}"):
-            if key in t:
-                vs_small = (
-                    f", {ratio(report, key, key.rsplit('-', 1)[0] + f'-{sizes[0]}')} of {sizes[0]}"
-                    if size != sizes[0]
-                    else ""
-                )
-                lines.append(
-                    f"| {t[key].label} | {t[key].median:.2f}s | {t[key].spread()} | "
-                    f"{ratio(report, key, 'floor')} floor{vs_small} |"
-                )
+        for variant in ("preview", "policy"):
+            key = f"{variant}-{size}"
+            scaling = f", {ratio(report, key, f'{variant}-{sizes[0]}')} of {sizes[0]}"
+            row(key, f"{ratio(report, key, 'floor')} floor{scaling if size != sizes[0] else ''}")
     for size in sizes:
         key = f"mocks-{size}"
-        if key in t:
-            vs_small = f"{ratio(report, key, f'mocks-{sizes[0]}')} of {sizes[0]}"
-            lines.append(
-                f"| {t[key].label} | {t[key].median:.2f}s | {t[key].spread()} | {vs_small} |"
-            )
-    for key, base, what in (
-        ("import", "floor", "floor"),
-        ("up-noop", "floor", "floor"),
-        ("up-promote", "up-noop", "no-change up"),
-        ("up-create", "up-noop", "no-change up"),
-        ("unit", "floor", "floor"),
-    ):
-        if key in t:
-            lines.append(
-                f"| {t[key].label} | {t[key].median:.2f}s | {t[key].spread()} | "
-                f"{ratio(report, key, base)} {what} |"
-            )
+        row(key, f"{ratio(report, key, f'mocks-{sizes[0]}')} of {sizes[0]}")
+    row("import", f"{ratio(report, 'import', 'floor')} floor")
+    row("up-noop", f"{ratio(report, 'up-noop', 'floor')} floor")
+    row("up-promote", f"{ratio(report, 'up-promote', 'up-noop')} no-change up")
+    row("up-create", f"{ratio(report, 'up-create', 'up-noop')} no-change up")
+    row("unit", f"{ratio(report, 'unit', 'floor')} floor")
     for section in report.sections:
         lines += ["", section]
     if report.missing:
@@ -521,7 +526,7 @@ def render(report: Report, command: str, repeat: int, sizes: Sequence[int]) -> s
 def main(argv: Sequence[str] | None = None) -> int:
     """Run every part that can run; print the Markdown report; 1 if a part was not measured."""
     parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
-    parser.add_argument("--repeat", type=int, default=3, help="timed runs per measurement")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs per measurement")
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="scale sets per stack")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
@@ -550,20 +555,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         except NotMeasuredError as exc:
             report.missing.append(f"everything through the CLI: {exc}")
         else:
-            part("engine floor", lambda: measure_floor(report, workdir, args.repeat))
+            floors: list[PulumiProject] = []
+            part("engine floor", lambda: floors.append(prepare_floor(report, workdir)))
+            if floors:
+                floor = floors[0]
 
-            def cluster_parts() -> None:
-                with local_cluster(workdir) as cluster:
-                    part(
-                        "previews",
-                        lambda: measure_previews(report, cluster, workdir, args.repeat, sizes),
-                    )
-                    part(
-                        "promotion",
-                        lambda: measure_promotion(report, cluster, workdir, args.repeat),
-                    )
+                def cluster_parts() -> None:
+                    with local_cluster(workdir) as cluster:
+                        part(
+                            "previews",
+                            lambda: measure_previews(
+                                report,
+                                floor=floor,
+                                cluster=cluster,
+                                workdir=workdir,
+                                repeat=args.repeat,
+                                sizes=sizes,
+                            ),
+                        )
+                        part(
+                            "promotion",
+                            lambda: measure_promotion(report, cluster, workdir, args.repeat),
+                        )
 
-            part("local control plane", cluster_parts)
+                part("local control plane", cluster_parts)
+                if "floor" not in report.timings:  # the previews could not run: time it alone
+                    alone = functools.partial(run_preview, floor)
+                    part(
+                        "engine floor alone",
+                        lambda: report.time("floor", FLOOR_LABEL, alone, args.repeat),
+                    )
         part("unit tier", lambda: measure_unit_tier(report, args.repeat))
         part("program profile", lambda: profile_program(report, sizes, args.repeat))
     finally:
