@@ -93,13 +93,15 @@ class Stack:
     env: dict[str, str]
     kubectl: list[str]
 
-    def pulumi(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def pulumi(
+        self, *args: str, check: bool = True, stdin: str = ""
+    ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
             ["pulumi", *args, "--non-interactive", "--cwd", str(self.project)],
             capture_output=True,
             text=True,
             env=self.env,
-            stdin=subprocess.DEVNULL,
+            input=stdin,
             timeout=300,
             check=False,
         )
@@ -170,7 +172,8 @@ def make_stack(
     stack.config(
         kubeconfig=str(cluster.kubeconfig), namespace=namespace, chart=str(CHART), **config
     )
-    stack.pulumi("config", "set", "--secret", "token", TOKEN)
+    # On standard input: a secret never appears in an argument list or an error message.
+    stack.pulumi("config", "set", "--secret", "token", stdin=TOKEN)
     return stack
 
 
