@@ -163,18 +163,31 @@ def permission_problems(wf: dict[str, Any]) -> list[str]:
     return problems
 
 
-def policy_pack_problems(wf: dict[str, Any]) -> list[str]:
-    """Every pulumi preview/up that does not run the policy pack in policy/."""
+def policy_pack_config() -> str:
+    """The policy pack config `make preview` passes (the one source the workflows must match)."""
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    match = re.search(r"--policy-pack-config[ =](\S+)", makefile)
+    assert match, "the Makefile's preview target passes no --policy-pack-config"
+    return match[1]
+
+
+def policy_pack_problems(wf: dict[str, Any], config: str) -> list[str]:
+    """Every pulumi preview/up that does not run the policy pack in policy/ with ``config``."""
     problems: list[str] = []
     for job_id, step in steps(wf):
         if pulumi_command(step) is None:
             continue
-        packs = str((step.get("with") or {}).get("policyPacks") or "").split()
+        inputs = step.get("with") or {}
         if action(step) == "pulumi/actions":
-            if packs != ["policy"]:
+            if str(inputs.get("policyPacks") or "").split() != ["policy"]:
                 problems.append(f"{job_id}: pulumi/actions without policyPacks: policy")
-        elif not re.search(r"--policy-pack[ =]policy\b", runs(step)):
-            problems.append(f"{job_id}: `{runs(step).strip()}` without --policy-pack policy")
+            if str(inputs.get("policyPackConfigs") or "").split() != [config]:
+                problems.append(f"{job_id}: pulumi/actions without policyPackConfigs: {config}")
+        else:
+            if not re.search(r"--policy-pack[ =]policy\b", runs(step)):
+                problems.append(f"{job_id}: `{runs(step).strip()}` without --policy-pack policy")
+            if not re.search(rf"--policy-pack-config[ =]{re.escape(config)}\b", runs(step)):
+                problems.append(f"{job_id}: `{runs(step).strip()}` without its config {config}")
     return problems
 
 
@@ -411,13 +424,17 @@ def test_policy_pack_runs_with_every_preview_and_up(name: str, command: str) -> 
     wf = workflow(name)
     assert [c for _, s in steps(wf) if (c := pulumi_command(s))], f"{name} runs no pulumi"
     assert command in {pulumi_command(s) for _, s in steps(wf)}
-    assert policy_pack_problems(wf) == []
+    assert policy_pack_problems(wf, policy_pack_config()) == []
 
 
 def test_policy_pack_checker_finds_missing_packs() -> None:
-    assert policy_pack_problems(load(FIXTURES / "no_policy_pack.yml")) == [
+    config = "policy/policy-config.json"
+    assert policy_pack_problems(load(FIXTURES / "no_policy_pack.yml"), config) == [
         "preview: pulumi/actions without policyPacks: policy",
+        f"preview: pulumi/actions without policyPackConfigs: {config}",
         "up: `pulumi up --yes --stack dev` without --policy-pack policy",
+        f"up: `pulumi up --yes --stack dev` without its config {config}",
+        f"up-prod: `pulumi up --yes --stack prod --policy-pack policy` without its config {config}",
     ]
 
 
