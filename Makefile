@@ -41,8 +41,8 @@ lint: deps ## ruff and mypy (strict)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-unit: deps ## Fast unit tier (Pulumi mocks, policies called directly)
-	$(PY) -m pytest -q -m "not e2e" --ignore=tests/e2e
+unit: deps ## Fast unit tier (Pulumi mocks, policies called directly; actionlint on the workflows)
+	eval "$$(scripts/toolchain.sh env actionlint)"; $(PY) -m pytest -q -m "not e2e" --ignore=tests/e2e
 
 e2e: deps ## e2e and oracle tiers: real Pulumi engine against a local kube-apiserver
 	$(TOOLCHAIN_ENV); $(PY) -m pytest -q tests/e2e

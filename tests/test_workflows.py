@@ -29,7 +29,8 @@ WORKFLOWS = ROOT / ".github" / "workflows"
 FIXTURES = Path(__file__).resolve().parent / "data" / "workflows"
 CI_STACKS_SCRIPT = ROOT / ".github" / "scripts" / "ci_stacks.py"
 FIX_ACTIONLINT = (
-    'build it at the pyproject pin: eval "$(bash scripts/toolchain.sh env actionlint)" '
+    "run the tier with `make unit` (it builds actionlint at the pyproject pin), or "
+    'eval "$(bash scripts/toolchain.sh env actionlint)" '
     "(sets ACTIONLINT_BIN and PATH), then re-run the tests"
 )
 
