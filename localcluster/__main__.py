@@ -21,11 +21,12 @@ from localcluster.controlplane import LocalControlPlane
 from localcluster.processes import ManagedProcess
 from localcluster.toolchain import FIX_COMMAND, ToolchainMissingError
 
-__all__ = ["DEFAULT_STATE_DIR", "main"]
+__all__ = ["DEFAULT_STATE_DIR", "kubectl_line", "main"]
 
 REPO: Final = Path(__file__).resolve().parent.parent
 DEFAULT_STATE_DIR: Final = REPO / ".local-cluster"
 _SIMULATOR: Final = "storage-simulator"
+_OVERVIEW_KINDS: Final = "autoscalingrunnersets,persistentvolumeclaims,volumesnapshots,zfsvolumes"
 
 
 def _simulator_process(plane: LocalControlPlane) -> ManagedProcess:
@@ -50,8 +51,14 @@ def _simulator_process(plane: LocalControlPlane) -> ManagedProcess:
     )
 
 
-def _kubectl_line(plane: LocalControlPlane) -> str:
-    return f"kubectl --kubeconfig {plane.kubeconfig} get pods -A"
+def kubectl_line(kubeconfig: Path) -> str:
+    """The command that shows what the program deployed: scale sets, claims, snapshots, datasets.
+
+    It names the toolchain's ``kubectl`` when ``make`` exported it (``KUBECTL_BIN``), so the line
+    works without a ``kubectl`` installed by hand.
+    """
+    kubectl = os.environ.get("KUBECTL_BIN") or "kubectl"
+    return f"{kubectl} --kubeconfig {kubeconfig} get {_OVERVIEW_KINDS} -A"
 
 
 def up(state_dir: Path) -> int:
@@ -62,7 +69,7 @@ def up(state_dir: Path) -> int:
         if not simulator.alive():
             simulator.start(detached=True)
         print(f"local cluster already running in {plane.state_dir}")
-        print(_kubectl_line(plane))
+        print(kubectl_line(plane.kubeconfig))
         return 0
     plane = LocalControlPlane(state_dir, detached=True)
     plane.start()
@@ -88,7 +95,7 @@ def up(state_dir: Path) -> int:
     )
     print(f"API server {plane.server}; kubeconfig {plane.kubeconfig} (context arc-zfs-cache-local)")
     print("look at it with:")
-    print(f"  {_kubectl_line(plane)}")
+    print(f"  {kubectl_line(plane.kubeconfig)}")
     where = "" if plane.state_dir == DEFAULT_STATE_DIR else f" --state-dir {plane.state_dir}"
     print(f"stop it with: python -m localcluster{where} down")
     return 0
@@ -119,7 +126,7 @@ def status(state_dir: Path) -> int:
     for name, alive in states.items():
         print(f"{name:24} {'running' if alive else 'stopped'}")
     if all(states.values()):
-        print(_kubectl_line(plane))
+        print(kubectl_line(plane.kubeconfig))
         return 0
     return 1 if any(states.values()) else 3
 

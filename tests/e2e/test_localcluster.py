@@ -21,6 +21,7 @@ from components.constants import (
     OPENEBS_SOURCE_VOLUME_LABEL,
     OPENEBS_ZFS_CSI_DRIVER,
 )
+from localcluster.__main__ import kubectl_line
 from localcluster.controlplane import CONTEXT, LocalControlPlane
 from localcluster.harness import LocalCluster
 from localcluster.kube import Kube, meta
@@ -682,7 +683,7 @@ def test_cli_up_status_down_leaves_nothing_running(tmp_path: Path) -> None:
     started = cli("up")
     try:
         assert started.returncode == 0, started.stderr
-        assert f"kubectl --kubeconfig {state / 'kubeconfig'} get pods -A" in started.stdout
+        assert kubectl_line(state / "kubeconfig") in started.stdout
         status = cli("status")
         assert status.returncode == 0, status.stdout
         assert "storage-simulator        running" in status.stdout

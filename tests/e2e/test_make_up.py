@@ -1,0 +1,130 @@
+"""The README's deploy command as a newcomer runs it: ``make up`` (local stack), again, ``make down``.
+
+It runs in a copy of the checkout, so its control plane, state backend and stack are its own;
+the copy shares this checkout's ``.venv`` and the toolchain cache. Variables that ``make test``
+exports for the checkout (backend, passphrase, kubeconfig) are removed, so the copy's Makefile
+chooses them as it does on a fresh machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from localcluster.__main__ import kubectl_line
+from localcluster.processes import pid_alive
+
+ROOT = Path(__file__).resolve().parents[2]
+# Set by the Makefile of the checkout running the tests; the copy's Makefile sets its own.
+_CHECKOUT_ENV = ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "KUBECONFIG", "STACK")
+_MAKE_ENV = ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")
+
+
+def _checkout_copy(destination: Path) -> Path:
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if source.is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination / name)
+    (destination / ".venv").symlink_to(ROOT / ".venv")
+    return destination
+
+
+def localcluster(checkout: Path, command: str) -> subprocess.CompletedProcess[str]:
+    """``python -m localcluster <command>`` for the copy's control plane."""
+    return subprocess.run(
+        [
+            str(ROOT / ".venv/bin/python"),
+            "-m",
+            "localcluster",
+            "--state-dir",
+            str(checkout / ".local-cluster"),
+            command,
+        ],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A copy of the checkout; whatever ``make up`` left running is stopped at the end."""
+    copy = _checkout_copy(tmp_path_factory.mktemp("checkout"))
+    yield copy
+    localcluster(copy, "down")
+
+
+def make(checkout: Path, target: str) -> subprocess.CompletedProcess[str]:
+    """``make <target>`` in the copy, treating its ``.venv`` (this checkout's) as up to date."""
+    env = {k: v for k, v in os.environ.items() if k not in _CHECKOUT_ENV + _MAKE_ENV}
+    return subprocess.run(
+        ["make", "--no-print-directory", "-o", ".venv/.deps", target],
+        cwd=checkout,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_make_up_deploys_the_local_stack_then_make_down_stops_everything(
+    checkout: Path,
+) -> None:
+    first = make(checkout, "up")
+    assert first.returncode == 0, first.stdout + first.stderr
+    kubeconfig = checkout / ".local-cluster" / "kubeconfig"
+    line = kubectl_line(kubeconfig)
+    assert line in first.stdout
+    created = re.search(r"\+ (\d+) created", first.stdout)
+    assert created is not None, first.stdout
+    count = created[1]
+    assert (checkout / ".state" / ".pulumi" / "stacks").is_dir()  # the copy's file:// backend
+
+    # The printed line works and shows the system: scale sets and each cache's parent + builder.
+    shown = subprocess.run(line.split(), capture_output=True, text=True, timeout=60, check=False)
+    assert shown.returncode == 0, shown.stderr
+    for name in (
+        "local-linux",
+        "local-gcc12",
+        "local-gcc12-builder",
+        "gcc12-gen-1",
+        "gcc12-work-1",
+        "clang17-gen-1",
+        "clang17-work-1",
+    ):
+        assert name in shown.stdout, name
+
+    again = make(checkout, "up")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "local cluster already running" in again.stdout
+    assert f"{count} unchanged" in again.stdout
+    assert "created" not in again.stdout.split("Resources:")[-1]
+
+    pids = [
+        json.loads(p.read_text())["pid"] for p in (checkout / ".local-cluster/run").glob("*.pid")
+    ]
+    assert len(pids) >= 4  # etcd, kube-apiserver, kube-controller-manager, storage simulator
+    down = make(checkout, "down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert f"- {count} deleted" in down.stdout  # the stack is destroyed before the cluster stops
+    assert [pid for pid in pids if pid_alive(pid)] == []
+    status = localcluster(checkout, "status")
+    assert status.returncode == 3  # nothing running
