@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from localcluster.__main__ import kubectl_line
 from localcluster.harness import LocalCluster
 from localcluster.toolchain import FIX_COMMAND, ToolchainMissingError, find_binaries
 
@@ -51,7 +52,7 @@ def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClu
     print(
         f"\nlocal cluster up in {time.monotonic() - began:.1f}s "
         f"(control plane {cluster.control_plane.startup_seconds:.1f}s): "
-        f"kubectl --kubeconfig {cluster.kubeconfig} get pods -A"
+        f"{kubectl_line(cluster.kubeconfig)}"
     )
     try:
         yield cluster
