@@ -11,11 +11,13 @@ import pulumi_kubernetes as k8s
 from components import constants as c
 from components._kube import chart_args, labels
 from components.config import ArcControllerConfig, ImagesConfig
-from components.hook_template import mirror_image, pod_security_labels
+from components.hook_template import (
+    mirror_image,
+    pod_security_labels,
+    restricted_security_context,
+)
 
 __all__ = ["ArcController", "ArcControllerArgs"]
-
-_CONTROLLER_IMAGE_REPOSITORY = "ghcr.io/actions/gha-runner-scale-set-controller"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,21 +70,21 @@ class ArcController(pulumi.ComponentResource):
 
     @staticmethod
     def chart_values(args: ArcControllerArgs) -> dict[str, Any]:
-        """Controller chart values: replicas, mirrored image, pull secrets, pod labels."""
+        """Controller chart values: replicas, mirrored image, pull secrets, pod labels.
+
+        The chart's pod template already sets ``app.kubernetes.io/part-of:
+        gha-rs-controller`` (scale-set charts find the controller by it), so ``podLabels``
+        must not repeat that key: a duplicate key makes the rendered Deployment invalid YAML.
+        The manager container gets the same restricted securityContext as the listener.
+        """
         values: dict[str, Any] = {
             "replicaCount": args.config.replicas,
-            "podLabels": labels(),
+            "podLabels": {c.LABEL_MANAGED_BY: c.MANAGED_BY},
             "image": {
-                "repository": mirror_image(_CONTROLLER_IMAGE_REPOSITORY, args.images.registry),
+                "repository": mirror_image(c.ARC_CONTROLLER_IMAGE_REPOSITORY, args.images.registry),
                 "tag": args.config.chart.version or c.ARC_CONTROLLER_CHART_VERSION,
             },
-            "securityContext": {
-                "allowPrivilegeEscalation": False,
-                "capabilities": {"drop": ["ALL"]},
-                "runAsNonRoot": True,
-                "runAsUser": c.RUNNER_UID,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
+            "securityContext": restricted_security_context(),
         }
         if args.images.pull_secrets:
             values["imagePullSecrets"] = [{"name": s} for s in args.images.pull_secrets]

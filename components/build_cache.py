@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -12,7 +13,10 @@ from components._kube import custom_object, metadata
 from components.config import CacheConfig, parse_quantity
 from components.promotion import CachePromotion, CachePromotionArgs
 
-__all__ = ["BuildCache", "BuildCacheArgs", "imported_volume_name"]
+__all__ = ["BuildCache", "BuildCacheArgs", "imported_volume_name", "openebs_capacity"]
+
+_MI: Final = 2**20
+_GI: Final = 2**30
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +30,19 @@ class BuildCacheArgs:
     snapshot_class: str
     kubeconfig: str | None = None
     context: str | None = None
+
+
+def openebs_capacity(size: str) -> int:
+    """The byte size OpenEBS ZFS LocalPV gives a volume requested at ``size``.
+
+    Its controller rounds every request up to a whole GiB (above 1 GiB) or MiB
+    (``getRoundedCapacity``) and refuses a clone whose rounded request differs from the
+    source's ``spec.capacity``: an imported dataset must declare the rounded size, since its
+    clones request ``size``.
+    """
+    requested = parse_quantity(size)
+    unit = _GI if requested > _GI else _MI
+    return -(-requested // unit) * unit
 
 
 def imported_volume_name(dataset: str) -> tuple[str, str]:
@@ -57,6 +74,7 @@ class BuildCache(pulumi.ComponentResource):
         requests = {"storage": cfg.size}
         if cfg.import_ is not None:
             pool, volume = imported_volume_name(cfg.import_.dataset)
+            capacity = str(openebs_capacity(cfg.size))
             zfs_volume = custom_object(
                 f"{name}-zfsvolume",
                 "zfs.openebs.io/v1",
@@ -64,7 +82,7 @@ class BuildCache(pulumi.ComponentResource):
                 metadata(volume, c.OPENEBS_NAMESPACE, {c.LABEL_CACHE: cache}),
                 {
                     "spec": {
-                        "capacity": str(parse_quantity(cfg.size)),
+                        "capacity": capacity,
                         "ownerNodeID": cfg.node,
                         "poolName": pool,
                         "volumeType": "DATASET",
@@ -78,7 +96,7 @@ class BuildCache(pulumi.ComponentResource):
                 f"{name}-imported-pv",
                 metadata=metadata(volume, None, {c.LABEL_CACHE: cache}),
                 spec=k8s.core.v1.PersistentVolumeSpecArgs(
-                    capacity=requests,
+                    capacity={"storage": capacity},
                     access_modes=["ReadWriteOnce"],
                     persistent_volume_reclaim_policy="Retain",
                     storage_class_name=args.storage_class,

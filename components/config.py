@@ -160,9 +160,29 @@ def _pinned_image(value: str) -> str:
     if not tag or tag == "latest":
         raise PydanticCustomError(
             "image",
-            "'{value}' is not pinned: give a version tag or a digest, e.g. "
-            "ghcr.io/actions/actions-runner:2.324.0",
-            {"value": value},
+            "'{value}' is not pinned: give a version tag or a digest, e.g. {example}",
+            {"value": value, "example": c.RUNNER_IMAGE},
+        )
+    return value
+
+
+def _version(text: str) -> tuple[int, ...] | None:
+    parts = text.removeprefix("v").split(".")
+    return tuple(int(p) for p in parts) if all(p.isdigit() for p in parts) else None
+
+
+def _registrable_runner(value: str) -> str:
+    """Refuse an actions-runner image GitHub no longer registers (other images pass)."""
+    name, _, _ = value.partition("@")
+    repository, _, tag = name.rpartition(":")
+    version = _version(tag)
+    official = repository.rsplit("/", 1)[-1] == "actions-runner"
+    if official and version is not None and version < (_version(c.MIN_RUNNER_VERSION) or ()):
+        raise PydanticCustomError(
+            "runner_version",
+            "'{value}' is older than {minimum}: GitHub refuses to register it, and older "
+            "images lack the hooks this program configures; use {example}",
+            {"value": value, "minimum": c.MIN_RUNNER_VERSION, "example": c.RUNNER_IMAGE},
         )
     return value
 
@@ -176,6 +196,7 @@ Duration = Annotated[
 ]
 MountPath = Annotated[str, AfterValidator(_absolute_path)]
 PinnedImage = Annotated[str, AfterValidator(_pinned_image)]
+RunnerImage = Annotated[PinnedImage, AfterValidator(_registrable_runner)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,6 +382,12 @@ class StorageConfig(_Model):
     )
     install_snapshot_crds: bool = Field(
         description="install the VolumeSnapshot CRDs (false when the cluster has them)",
+        default=True,
+        examples=[False],
+    )
+    install_snapshot_controller: bool = Field(
+        description="run the chart's snapshot-controller (false when the cluster already runs "
+        "one: there must be one per cluster)",
         default=True,
         examples=[False],
     )
@@ -636,8 +663,25 @@ class ScaleSetConfig(_Model):
         default=None,
         examples=["zfs-node-1"],
     )
-    runner_image: PinnedImage = Field(
-        default=c.RUNNER_IMAGE, description="pinned runner image (ships runner-container-hooks 0.7)"
+    runner_image: RunnerImage = Field(
+        default=c.RUNNER_IMAGE,
+        description="pinned runner image (2.329.0 or newer: it ships runner-container-hooks 0.7 "
+        "at /home/runner/k8s)",
+    )
+    use_kube_scheduler: bool = Field(
+        default=False,
+        description="let the scheduler place job pods (hook 0.7 then uses a required node "
+        "affinity to the runner's node instead of spec.nodeName, so quotas, taints and "
+        "WaitForFirstConsumer volumes are honoured)",
+        examples=[True],
+    )
+    services: list[DnsLabel] = Field(
+        default_factory=list,
+        description="workflow service containers (`services:`) this scale set's jobs may use, "
+        "by the name the hook gives them (the image's last path part, e.g. redis for "
+        "redis:7): each gets the job container's securityContext, without which a restricted "
+        "namespace rejects the job pod",
+        examples=[["redis", "postgres"]],
     )
     job_resources: Resources = Field(
         default=Resources(), description="requests and limits of the `$job` container"
@@ -753,6 +797,17 @@ class StackConfig(_Model):
                     f"also lists {scale_set.builds!r}, which it builds: a builder mounts its "
                     "builder volume, not a clone",
                     f"remove {scale_set.builds!r} from caches",
+                )
+        for i, service in enumerate(scale_set.services):
+            if service == c.JOB_CONTAINER_NAME.removeprefix("$"):
+                yield ConfigProblem(
+                    f"{path}.services[{i}]",
+                    "'job' is the hook's name for the job container, not a service",
+                    "the service image's last path part, e.g. redis",
+                )
+            elif scale_set.services.index(service) != i:
+                yield ConfigProblem(
+                    f"{path}.services[{i}]", f"lists {service!r} twice", "each service once"
                 )
         if not scale_set.caches and scale_set.builds is None:
             yield ConfigProblem(

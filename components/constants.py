@@ -15,11 +15,15 @@ __all__ = [
     "ANNOTATION_SUPERSEDED_AT",
     "ARC_CONTROLLER_CHART",
     "ARC_CONTROLLER_CHART_VERSION",
+    "ARC_CONTROLLER_IMAGE_REPOSITORY",
     "ARC_SCALE_SET_CHART",
     "ARC_SCALE_SET_CHART_VERSION",
     "CACHE_CLONE_VOLUME_PREFIX",
     "CONFIG_NAMESPACE",
+    "CONTAINER_MODE_KUBERNETES",
+    "CONTAINER_MODE_NOVOLUME",
     "GITHUB_CA_CONFIG_MAP",
+    "GITHUB_CA_DIR",
     "GITHUB_CA_KEY",
     "GITHUB_SECRET_NAME",
     "HOOK_ENTRYPOINT",
@@ -37,7 +41,12 @@ __all__ = [
     "LABEL_PART_OF",
     "LABEL_ROLE",
     "LABEL_SCALE_SET",
+    "LISTENER_CONTAINER_NAME",
+    "LISTENER_TERMINATION_GRACE_SECONDS",
     "MANAGED_BY",
+    "MIN_RUNNER_VERSION",
+    "NOVOLUME_HOOK_ENTRYPOINT",
+    "NOVOLUME_HOOK_FS_GROUP",
     "OPENEBS_NAMESPACE",
     "OPENEBS_NODE_TOPOLOGY_KEY",
     "OPENEBS_PERSISTENT_VOLUME_LABEL",
@@ -45,7 +54,10 @@ __all__ = [
     "OPENEBS_ZFS_CHART",
     "OPENEBS_ZFS_CHART_NAME",
     "OPENEBS_ZFS_CHART_VERSION",
+    "OPENEBS_ZFS_CONTROLLER_SIDECARS",
     "OPENEBS_ZFS_CSI_DRIVER",
+    "OPENEBS_ZFS_NODE_REGISTRAR",
+    "OPENEBS_ZFS_PLUGIN",
     "PART_OF",
     "ROLE_BUILDER_VOLUME",
     "ROLE_LEASE",
@@ -56,9 +68,11 @@ __all__ = [
     "RUNNER_GID",
     "RUNNER_IMAGE",
     "RUNNER_UID",
+    "RUNNER_VERSION",
     "RUNNER_WORK_DIR",
     "SNAPSHOT_API_GROUP",
     "SNAPSHOT_API_VERSION",
+    "SYSTEM_CA_DIR",
     "ZFS_API_VERSION",
     "builder_volume_name",
     "cache_storage_class",
@@ -83,13 +97,30 @@ ARC_SCALE_SET_CHART: Final = (
     "oci://ghcr.io/actions/actions-runner-controller-charts/gha-runner-scale-set"
 )
 ARC_SCALE_SET_CHART_VERSION: Final = "0.14.2"
-#: Runner image shipping runner-container-hooks 0.7.0 at /home/runner/k8s.
-RUNNER_IMAGE: Final = "ghcr.io/actions/actions-runner:2.324.0"
+#: Controller image; the controller starts every listener pod from the same image.
+ARC_CONTROLLER_IMAGE_REPOSITORY: Final = "ghcr.io/actions/gha-runner-scale-set-controller"
+#: Runner image (actions/runner images/Dockerfile at v2.336.0): hook 0.7.0 at
+#: /home/runner/k8s, hook 0.8.1 at /home/runner/k8s-novolume. GitHub refuses to register
+#: runners older than 2.329.0, and each release 30 days after the next one ships.
+RUNNER_VERSION: Final = "2.336.0"
+#: Oldest runner GitHub still registers (and the first image with both hooks in it).
+MIN_RUNNER_VERSION: Final = "2.329.0"
+RUNNER_IMAGE: Final = f"ghcr.io/actions/actions-runner:{RUNNER_VERSION}"
 
 OPENEBS_ZFS_CHART: Final = "https://openebs.github.io/zfs-localpv"
 OPENEBS_ZFS_CHART_NAME: Final = "zfs-localpv"
-OPENEBS_ZFS_CHART_VERSION: Final = "2.8.0"
+OPENEBS_ZFS_CHART_VERSION: Final = "2.11.0"
 OPENEBS_NAMESPACE: Final = "openebs"
+#: zfs-localpv chart values holding an ``image.registry``: the controller's CSI sidecars...
+OPENEBS_ZFS_CONTROLLER_SIDECARS: Final = (
+    "resizer",
+    "snapshotter",
+    "snapshotController",
+    "provisioner",
+)
+#: ...the node plugin's registrar (under ``zfsNode``) and the driver itself (top level).
+OPENEBS_ZFS_NODE_REGISTRAR: Final = "driverRegistrar"
+OPENEBS_ZFS_PLUGIN: Final = "zfsPlugin"
 OPENEBS_ZFS_CSI_DRIVER: Final = "zfs.csi.openebs.io"
 #: Label OpenEBS puts on a clone's ZFSVolume, naming the PV it was cloned from.
 OPENEBS_SOURCE_VOLUME_LABEL: Final = "openebs.io/source-volume"
@@ -105,7 +136,15 @@ SNAPSHOT_API_VERSION: Final = "v1"
 #: Annotation naming the node a WaitForFirstConsumer claim is provisioned on (the scheduler's).
 ANNOTATION_SELECTED_NODE: Final = "volume.kubernetes.io/selected-node"
 
-# --- Runner and job pod facts (runner image, hook 0.7) -------------------------------------
+# --- Listener pod facts (ARC controller 0.14.2, resourcebuilder.go) -------------------------
+
+#: Name of the listener container in the pod the controller builds (newScaleSetListenerPod).
+LISTENER_CONTAINER_NAME: Final = "listener"
+#: The controller's default listener terminationGracePeriodSeconds; a listenerTemplate
+#: replaces it (with nothing, unless the template repeats it).
+LISTENER_TERMINATION_GRACE_SECONDS: Final = 60
+
+# --- Runner and job pod facts (runner image, hook 0.7 and 0.8) -----------------------------
 
 RUNNER_CONTAINER_NAME: Final = "runner"
 JOB_CONTAINER_NAME: Final = "$job"
@@ -114,7 +153,15 @@ RUNNER_GID: Final = 123
 #: Job containers run as the runner's uid so `_runner_file_commands` stays writable.
 JOB_UID: Final = RUNNER_UID
 JOB_GID: Final = RUNNER_GID
+#: Container modes of the gha-runner-scale-set chart that run jobs in separate pods.
+CONTAINER_MODE_KUBERNETES: Final = "kubernetes"
+CONTAINER_MODE_NOVOLUME: Final = "kubernetes-novolume"
+#: Hook 0.7 (shared work volume) entry point in the runner image.
 HOOK_ENTRYPOINT: Final = "/home/runner/k8s/index.js"
+#: Hook 0.8 (no work volume: the workspace is copied in) entry point in the runner image.
+NOVOLUME_HOOK_ENTRYPOINT: Final = "/home/runner/k8s-novolume/index.js"
+#: Hook 0.8 sets this fsGroup on its job pods (createJobPod) and runs fs-init as uid/gid 1001.
+NOVOLUME_HOOK_FS_GROUP: Final = 1001
 RUNNER_WORK_DIR: Final = "/home/runner/_work"
 #: The hook-template ConfigMap is mounted as a directory: a subPath mount never sees updates.
 HOOK_TEMPLATE_DIR: Final = "/home/runner/pod-template"
@@ -126,6 +173,11 @@ GITHUB_SECRET_NAME: Final = "arc-github-credentials"
 #: ConfigMap (and its key) holding the CA bundle of a GitHub Enterprise Server.
 GITHUB_CA_CONFIG_MAP: Final = "arc-github-ca"
 GITHUB_CA_KEY: Final = "ca.crt"
+#: Directory the runner gets the CA in (githubServerTLS.runnerMountPath). Not the system
+#: store: updating that needs `sudo update-ca-certificates`, which no-new-privileges forbids.
+GITHUB_CA_DIR: Final = "/home/runner/github-ca"
+#: The runner image's system CA directory; SSL_CERT_DIR lists it before GITHUB_CA_DIR.
+SYSTEM_CA_DIR: Final = "/etc/ssl/certs"
 
 # --- Labels and annotations ----------------------------------------------------------------
 
@@ -184,9 +236,22 @@ def promotion_lease_name(cache: str) -> str:
     return f"{cache}-promotion"
 
 
+#: Base name of the gha-runner-scale-set-controller chart (its ``gha-base-name``).
+_CONTROLLER_CHART_BASE_NAME: Final = "gha-rs-controller"
+
+
 def controller_service_account_name(release: str) -> str:
-    """Service account the gha-runner-scale-set-controller chart creates for a release."""
-    return f"{release}-gha-rs-controller"
+    """Service account the gha-runner-scale-set-controller chart creates for a release.
+
+    The chart's ``fullname``: the release name alone when it contains ``gha-rs-controller``,
+    else ``<release>-gha-rs-controller``; truncated to 63 characters, no trailing ``-``.
+    """
+    name = (
+        release
+        if _CONTROLLER_CHART_BASE_NAME in release
+        else f"{release}-{_CONTROLLER_CHART_BASE_NAME}"
+    )
+    return name[:63].rstrip("-")
 
 
 def cache_storage_class(prefix: str, node: str) -> str:

@@ -36,6 +36,7 @@ class HookExtensionArgs:
     clones: Sequence[CacheClone] = ()
     builder: CacheClone | None = None
     resources: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    services: Sequence[str] = ()
 
 
 class HookExtension(pulumi.ComponentResource):
@@ -77,7 +78,7 @@ class HookExtension(pulumi.ComponentResource):
                     env=args.builder.env,
                 )
             return hook_template_yaml(
-                hook_template(args.scale_set, clones, builder, args.resources)
+                hook_template(args.scale_set, clones, builder, args.resources, args.services)
             )
 
         content = pulumi.Output.all(*claims).apply(lambda resolved: render(list(resolved)))

@@ -20,8 +20,10 @@ __all__ = [
     "CloneMount",
     "hook_template",
     "hook_template_yaml",
+    "listener_template",
     "mirror_image",
     "pod_security_labels",
+    "restricted_security_context",
     "runner_pod_security_context",
     "scale_set_values",
 ]
@@ -49,25 +51,64 @@ class BuilderMount:
     env: Mapping[str, str] = field(default_factory=dict)
 
 
-def _job_security_context() -> dict[str, Any]:
+def restricted_security_context() -> dict[str, Any]:
+    """What Pod Security ``restricted`` asks of every container, whatever its user."""
     return {
         "allowPrivilegeEscalation": False,
         "capabilities": {"drop": ["ALL"]},
         "runAsNonRoot": True,
-        "runAsUser": c.JOB_UID,
-        "runAsGroup": c.JOB_GID,
         "seccompProfile": {"type": "RuntimeDefault"},
     }
 
 
+def _job_security_context() -> dict[str, Any]:
+    return {
+        **restricted_security_context(),
+        "runAsUser": c.JOB_UID,
+        "runAsGroup": c.JOB_GID,
+    }
+
+
 def runner_pod_security_context() -> dict[str, Any]:
-    """Pod-level securityContext shared by runner and job pods (uid 1001, gid/fsGroup 123)."""
+    """Pod-level securityContext shared by runner and job pods (uid 1001, gid/fsGroup 123).
+
+    ``OnRootMismatch``: with the default policy the kubelet changes the group of every file of
+    a volume at each mount, and a cache clone holds hundreds of thousands of files; the clone's
+    root already has the right owner, so the kubelet skips the walk.
+    """
     return {
         "runAsNonRoot": True,
         "runAsUser": c.RUNNER_UID,
         "runAsGroup": c.RUNNER_GID,
         "fsGroup": c.RUNNER_GID,
+        "fsGroupChangePolicy": "OnRootMismatch",
         "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def listener_template() -> dict[str, Any]:
+    """The AutoscalingRunnerSet ``listenerTemplate``: a listener a restricted namespace admits.
+
+    The controller builds each listener pod with no securityContext and, given a template,
+    takes the template's pod securityContext and the ``listener`` container's one
+    (``mergeListenerPodWithTemplate``). The template also replaces the pod's
+    terminationGracePeriodSeconds, so it repeats the controller's default. No uid is set: the
+    listener runs the controller image, whose user is non-root.
+    """
+    return {
+        "spec": {
+            "securityContext": {
+                "runAsNonRoot": True,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "terminationGracePeriodSeconds": c.LISTENER_TERMINATION_GRACE_SECONDS,
+            "containers": [
+                {
+                    "name": c.LISTENER_CONTAINER_NAME,
+                    "securityContext": restricted_security_context(),
+                }
+            ],
+        }
     }
 
 
@@ -76,12 +117,17 @@ def hook_template(
     clones: Sequence[CloneMount],
     builder: BuilderMount | None = None,
     resources: Mapping[str, Mapping[str, str]] | None = None,
+    services: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The pod template the hook merges into every job pod of a scale set.
 
     Each clone is a generic ephemeral volume whose claim clones the cache's current parent at
     exactly the parent's size (OpenEBS ZFS refuses any other size). The template's
-    ``spec.securityContext`` replaces the hook's, and the job pod gets no API token.
+    ``spec.securityContext`` replaces the hook's, and the job pod gets no API token. Each of
+    ``services`` becomes a ``$<service>`` entry: the hook gives a workflow service container
+    only what such an entry says, so without it a restricted namespace rejects the pod.
+    The hook applies the same template to container-action step pods: each step gets clones
+    of its own, and the builder volume is mounted by the job pod and the step pod at once.
     """
     volumes: list[dict[str, Any]] = []
     mounts: list[dict[str, Any]] = []
@@ -123,6 +169,9 @@ def hook_template(
     }
     if resources:
         job["resources"] = {k: dict(v) for k, v in resources.items() if v}
+    service_entries = [
+        {"name": f"${service}", "securityContext": _job_security_context()} for service in services
+    ]
     return {
         "metadata": {
             "labels": {c.LABEL_SCALE_SET: scale_set, c.LABEL_PART_OF: c.PART_OF},
@@ -130,7 +179,7 @@ def hook_template(
         "spec": {
             "automountServiceAccountToken": False,
             "securityContext": runner_pod_security_context(),
-            "containers": [job],
+            "containers": [job, *service_entries],
             "volumes": volumes,
         },
     }
@@ -176,12 +225,14 @@ def scale_set_values(
     work_volume_storage_class: str | None,
     image_pull_secrets: Sequence[str] = (),
     github_ca_config_map: str | None = None,
+    use_kube_scheduler: bool = False,
 ) -> dict[str, Any]:
     """Values for the gha-runner-scale-set chart in kubernetes container mode.
 
     The stable chart has no hook-template value, so the hook env var, the template ConfigMap
     (mounted as a directory so updates reach running runners) and its mount are added here.
-    Credentials are referenced by Secret name only.
+    Credentials are referenced by Secret name only. ``listenerTemplate`` makes the listener
+    pod, which the controller starts in its own namespace, admissible there.
     """
     work_claim: dict[str, Any] = {
         "accessModes": ["ReadWriteOnce"],
@@ -189,22 +240,30 @@ def scale_set_values(
     }
     if work_volume_storage_class:
         work_claim["storageClassName"] = work_volume_storage_class
+    env = [
+        {"name": "ACTIONS_RUNNER_CONTAINER_HOOKS", "value": c.HOOK_ENTRYPOINT},
+        {"name": "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE", "value": c.HOOK_TEMPLATE_FILE},
+        {"name": "ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER", "value": "true"},
+    ]
+    if use_kube_scheduler:
+        env.append({"name": "ACTIONS_RUNNER_USE_KUBE_SCHEDULER", "value": "true"})
+    if github_ca_config_map:
+        env += [
+            # run.sh runs `sudo update-ca-certificates` when this is non-empty, which fails
+            # under allowPrivilegeEscalation: false; the chart adds "1" unless it is set.
+            {"name": "RUNNER_UPDATE_CA_CERTS", "value": ""},
+            # The runner (.NET, OpenSSL) reads every directory listed here instead.
+            {"name": "SSL_CERT_DIR", "value": f"{c.SYSTEM_CA_DIR}:{c.GITHUB_CA_DIR}"},
+        ]
     runner = {
         "name": c.RUNNER_CONTAINER_NAME,
         "image": runner_image,
         "command": ["/home/runner/run.sh"],
-        "env": [
-            {"name": "ACTIONS_RUNNER_CONTAINER_HOOKS", "value": c.HOOK_ENTRYPOINT},
-            {"name": "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE", "value": c.HOOK_TEMPLATE_FILE},
-            {"name": "ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER", "value": "true"},
-        ],
+        "env": env,
         "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "runAsNonRoot": True,
+            **restricted_security_context(),
             "runAsUser": c.RUNNER_UID,
             "runAsGroup": c.RUNNER_GID,
-            "seccompProfile": {"type": "RuntimeDefault"},
         },
         "volumeMounts": [
             {"name": c.HOOK_TEMPLATE_VOLUME, "mountPath": c.HOOK_TEMPLATE_DIR, "readOnly": True}
@@ -239,12 +298,13 @@ def scale_set_values(
             "metadata": {"labels": {c.LABEL_SCALE_SET: name, c.LABEL_PART_OF: c.PART_OF}},
             "spec": spec,
         },
+        "listenerTemplate": listener_template(),
     }
     if github_ca_config_map:
         values["githubServerTLS"] = {
             "certificateFrom": {
                 "configMapKeyRef": {"name": github_ca_config_map, "key": c.GITHUB_CA_KEY}
             },
-            "runnerMountPath": "/usr/local/share/ca-certificates/",
+            "runnerMountPath": c.GITHUB_CA_DIR,
         }
     return values

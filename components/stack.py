@@ -112,6 +112,7 @@ class ArcZfsCache(pulumi.ComponentResource):
                     clones=clones,
                     builder=builder,
                     resources=resources,
+                    services=scale_set.services,
                 ),
                 opts=pulumi.ResourceOptions.merge(
                     child, pulumi.ResourceOptions(depends_on=[namespaces[scale_set.namespace]])
@@ -134,6 +135,7 @@ class ArcZfsCache(pulumi.ComponentResource):
                 work_volume_storage_class=scale_set.work_volume.storage_class,
                 image_pull_secrets=config.images.pull_secrets,
                 github_ca_config_map=c.GITHUB_CA_CONFIG_MAP if config.github.ca_bundle else None,
+                use_kube_scheduler=scale_set.use_kube_scheduler,
             )
             RunnerScaleSet(
                 f"{name}-scale-set-{set_name}",

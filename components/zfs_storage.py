@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_command as command
@@ -124,6 +125,10 @@ class ZfsStorage(pulumi.ComponentResource):
             "compression": cfg.compression,
             "recordsize": cfg.recordsize,
             "dedup": "off",
+            # The hook mounts a builder volume in the job pod and in each container-action
+            # step pod at once; OpenEBS refuses a second mount unless the volume is shared.
+            # A clone copies its source's spec, so builder volumes inherit it from parents.
+            "shared": "yes",
         }
         classes: list[pulumi.Resource] = []
         for node in args.nodes:
@@ -171,17 +176,30 @@ class ZfsStorage(pulumi.ComponentResource):
 
     @staticmethod
     def chart_values(args: ZfsStorageArgs) -> dict[str, object]:
-        """zfs-localpv chart values: snapshot CRDs toggle, image registry mirror, labels."""
-        values: dict[str, object] = {
+        """zfs-localpv chart values: snapshot CRDs and controller toggles, mirror, labels.
+
+        The chart has no global registry: each image takes its own ``image.registry`` (a
+        prefix ending in ``/``) in front of its repository path.
+        """
+        controller: dict[str, Any] = {
+            "podLabels": labels(),
+            "snapshotController": {"enabled": args.config.install_snapshot_controller},
+        }
+        node: dict[str, Any] = {"podLabels": labels()}
+        values: dict[str, Any] = {
             "crds": {
                 "zfsLocalPv": {"enabled": True},
                 "csi": {"volumeSnapshots": {"enabled": args.config.install_snapshot_crds}},
             },
-            "zfsNode": {"podLabels": labels()},
-            "zfsController": {"podLabels": labels()},
+            "zfsNode": node,
+            "zfsController": controller,
         }
         if args.images.registry:
-            values["imageRegistry"] = args.images.registry.rstrip("/") + "/"
+            prefix = args.images.registry.rstrip("/") + "/"
+            for sidecar in c.OPENEBS_ZFS_CONTROLLER_SIDECARS:
+                controller.setdefault(sidecar, {})["image"] = {"registry": prefix}
+            node[c.OPENEBS_ZFS_NODE_REGISTRAR] = {"image": {"registry": prefix}}
+            values[c.OPENEBS_ZFS_PLUGIN] = {"image": {"registry": prefix}}
         if args.images.pull_secrets:
             values["imagePullSecrets"] = [{"name": s} for s in args.images.pull_secrets]
         return values

@@ -40,7 +40,7 @@ def test_one_storage_class_per_cache_node(minimal: Deployment) -> None:
     assert sc["provisioner"] == c.OPENEBS_ZFS_CSI_DRIVER
     assert sc["parameters"] == {
         "poolname": "zfspv-pool", "fstype": "zfs", "compression": "lz4",
-        "recordsize": "128k", "dedup": "off",
+        "recordsize": "128k", "dedup": "off", "shared": "yes",
     }  # fmt: skip
     # hook 0.7 sets spec.nodeName: a WaitForFirstConsumer clone would stay Pending.
     assert sc["volumeBindingMode"] == "Immediate"
@@ -79,10 +79,14 @@ def test_image_mirror_and_pull_secrets(minimal_raw: dict[str, Any]) -> None:
         "pullSecrets": ["mirror-pull"],
     }
     deployment = deploy(validate_config(minimal_raw))
-    assert (
-        deployment.chart("zfs-localpv")["values"]["imageRegistry"]
-        == "registry.acme.internal/mirror/"
-    )
+    zfs = deployment.chart("zfs-localpv")["values"]
+    # The chart has no global registry value: each image has its own.
+    assert "imageRegistry" not in zfs
+    mirror = {"registry": "registry.acme.internal/mirror/"}
+    assert zfs["zfsPlugin"]["image"] == mirror
+    assert zfs["zfsNode"]["driverRegistrar"]["image"] == mirror
+    for sidecar in ("resizer", "snapshotter", "snapshotController", "provisioner"):
+        assert zfs["zfsController"][sidecar]["image"] == mirror, sidecar
     controller = deployment.chart("arc")["values"]
     assert (
         controller["image"]["repository"]
@@ -92,7 +96,7 @@ def test_image_mirror_and_pull_secrets(minimal_raw: dict[str, Any]) -> None:
     runner = deployment.chart("linux")["values"]["template"]["spec"]
     assert (
         runner["containers"][0]["image"]
-        == "registry.acme.internal/mirror/actions/actions-runner:2.324.0"
+        == f"registry.acme.internal/mirror/actions/actions-runner:{c.RUNNER_VERSION}"
     )
     assert runner["imagePullSecrets"] == [{"name": "mirror-pull"}]
 
@@ -223,7 +227,7 @@ def test_hook_template_clones_current_parent(minimal: Deployment) -> None:
     assert spec["automountServiceAccountToken"] is False
     assert spec["securityContext"] == {
         "runAsNonRoot": True, "runAsUser": 1001, "runAsGroup": 123, "fsGroup": 123,
-        "seccompProfile": {"type": "RuntimeDefault"},
+        "fsGroupChangePolicy": "OnRootMismatch", "seccompProfile": {"type": "RuntimeDefault"},
     }  # fmt: skip
     (volume,) = spec["volumes"]
     claim = volume["ephemeral"]["volumeClaimTemplate"]["spec"]

@@ -53,7 +53,7 @@ def test_pulumi_policy_yaml() -> None:
 def test_policies_are_named_described_and_leveled() -> None:
     policies = all_policies()
     names = [p.name for p in policies]
-    assert len(names) == len(set(names)) == 18
+    assert len(names) == len(set(names)) == 19
     assert all(re.fullmatch(r"[a-z][a-z-]+", n) for n in names)
     assert all(p.description.endswith(".") and p.config_schema is not None for p in policies)
     advisory = {p.name for p in policies if p.enforcement_level is EnforcementLevel.ADVISORY}
@@ -67,7 +67,12 @@ def test_policies_are_named_described_and_leveled() -> None:
     }
     assert remediable == {"no-privilege-escalation", "drop-all-capabilities"}
     stack = {p.name for p in policies if isinstance(p, StackValidationPolicy)}
-    assert stack == {"mounted-hook-templates", "runner-namespace-pod-security", "policy-exemptions"}
+    assert stack == {
+        "mounted-hook-templates",
+        "runner-namespace-pod-security",
+        "listener-pod-security",
+        "policy-exemptions",
+    }
 
 
 def test_pack_config_file_is_valid_for_the_schemas() -> None:
@@ -181,4 +186,4 @@ def test_entry_point_builds_the_pack(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pulumi_policy, "PolicyPack", lambda **kwargs: built.update(kwargs))
     monkeypatch.syspath_prepend(str(POLICY_DIR))
     runpy.run_path(str(POLICY_DIR / "__main__.py"), run_name="__main__")
-    assert built["name"] == PACK_NAME and len(built["policies"]) == 18
+    assert built["name"] == PACK_NAME and len(built["policies"]) == 19

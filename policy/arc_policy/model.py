@@ -42,6 +42,8 @@ class PodKind(Enum):
     JOB = "job pod"
     #: The runner pod of a scale set.
     RUNNER = "runner pod"
+    #: The listener pod the ARC controller starts for a scale set, in its own namespace.
+    LISTENER = "listener pod"
     #: Any other workload's pod template.
     WORKLOAD = "pod"
 

@@ -11,6 +11,7 @@ from .rules import (
     credentials,
     exemptions_report,
     images,
+    listener,
     namespaces,
     pod_security,
     runner_mode,
@@ -35,5 +36,6 @@ def all_policies() -> list[Policy]:
         *images.POLICIES,
         *credentials.POLICIES,
         *namespaces.POLICIES,
+        *listener.POLICIES,
         *exemptions_report.POLICIES,
     ]

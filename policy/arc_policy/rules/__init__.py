@@ -5,6 +5,7 @@ __all__ = [
     "credentials",
     "exemptions_report",
     "images",
+    "listener",
     "namespaces",
     "pod_security",
     "runner_mode",

@@ -34,6 +34,7 @@ __all__ = [
     "POLICY_NAME",
     "RUNNER_NAMESPACE_POD_SECURITY",
     "check_runner_namespaces",
+    "declared_namespaces",
 ]
 
 #: Name of the namespace policy.
@@ -43,7 +44,7 @@ ENFORCE_LABEL: Final = "pod-security.kubernetes.io/enforce"
 _NAMESPACE_TYPE: Final = "kubernetes:core/v1:Namespace"
 
 
-def _declared_namespaces(resources: list[Resource]) -> dict[str, tuple[Any, Resource]]:
+def declared_namespaces(resources: list[Resource]) -> dict[str, tuple[Any, Resource]]:
     """Labels of every namespace the stack declares (``Namespace`` beats ``NamespacePatch``)."""
     found: dict[str, tuple[Any, Resource]] = {}
     for resource in sorted(resources, key=lambda r: r.type != _NAMESPACE_TYPE):
@@ -74,7 +75,7 @@ def check_runner_namespaces(resources: list[Resource], settings: Settings) -> It
         for runner in runner_pods(resource):
             for namespace in _job_namespaces(runner):
                 users.setdefault(namespace, []).append(str(runner.target.resource))
-    declared = _declared_namespaces(resources)
+    declared = declared_namespaces(resources)
     for namespace in sorted(users):
         runners = ", ".join(sorted(set(users[namespace])))
         if namespace not in declared:
