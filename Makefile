@@ -36,10 +36,11 @@ toolchain: ## Build or reuse the Pulumi CLI, plugins, kube-apiserver, etcd (cach
 check: deps ## Check every stack's config offline (no cluster, no engine)
 	$(PY) -m components.config Pulumi.*.yaml
 
-lint: deps ## ruff and mypy (strict)
+lint: deps ## ruff, mypy (strict) and the layer contracts of .importlinter
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 unit: deps ## Fast unit tier (Pulumi mocks, policies called directly; actionlint on the workflows)
 	eval "$$(scripts/toolchain.sh env actionlint)"; $(PY) -m pytest -q -m "not e2e" --ignore=tests/e2e

@@ -11,7 +11,7 @@ import pulumi_kubernetes as k8s
 from components import constants as c
 from components._kube import custom_object, metadata
 from components.config import CacheConfig, parse_quantity
-from components.promotion import CachePromotion, CachePromotionArgs
+from components.promotion import CachePromotion, CachePromotionArgs, manifests
 
 __all__ = ["BuildCache", "BuildCacheArgs", "imported_volume_name", "openebs_capacity"]
 
@@ -30,6 +30,9 @@ class BuildCacheArgs:
     snapshot_class: str
     kubeconfig: str | None = None
     context: str | None = None
+    #: OpenEBS's namespace (``storage.namespace``): an imported dataset's ZFSVolume goes
+    #: there, and promotion's garbage collection reads the ZFS objects there.
+    zfs_namespace: str = c.OPENEBS_NAMESPACE
 
 
 def openebs_capacity(size: str) -> int:
@@ -70,26 +73,17 @@ class BuildCache(pulumi.ComponentResource):
         cache = args.name
         child = pulumi.ResourceOptions(parent=self)
         root = c.generation_name(cache, 1)
-        parent_labels = {c.LABEL_CACHE: cache, c.LABEL_ROLE: c.ROLE_PARENT, c.LABEL_GENERATION: "1"}
+        parent_labels = manifests.parent_labels(cache, 1)
         requests = {"storage": cfg.size}
         if cfg.import_ is not None:
             pool, volume = imported_volume_name(cfg.import_.dataset)
             capacity = str(openebs_capacity(cfg.size))
             zfs_volume = custom_object(
                 f"{name}-zfsvolume",
-                "zfs.openebs.io/v1",
+                c.ZFS_API_VERSION,
                 "ZFSVolume",
-                metadata(volume, c.OPENEBS_NAMESPACE, {c.LABEL_CACHE: cache}),
-                {
-                    "spec": {
-                        "capacity": capacity,
-                        "ownerNodeID": cfg.node,
-                        "poolName": pool,
-                        "volumeType": "DATASET",
-                        "fsType": "zfs",
-                    },
-                    "status": {"state": "Ready"},
-                },
+                metadata(volume, args.zfs_namespace, {c.LABEL_CACHE: cache}),
+                manifests.imported_zfs_volume(pool=pool, capacity=capacity, node=cfg.node),
                 opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
             )
             pv = k8s.core.v1.PersistentVolume(
@@ -141,7 +135,7 @@ class BuildCache(pulumi.ComponentResource):
             metadata=metadata(
                 c.builder_volume_name(cache, 1),
                 cfg.namespace,
-                {c.LABEL_CACHE: cache, c.LABEL_ROLE: c.ROLE_BUILDER_VOLUME},
+                manifests.builder_labels(cache),
             ),
             spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
                 access_modes=["ReadWriteOnce"],
@@ -163,7 +157,6 @@ class BuildCache(pulumi.ComponentResource):
                 size=cfg.size,
                 node=cfg.node,
                 parent_storage_class=args.storage_class,
-                clone_storage_class=args.storage_class,
                 snapshot_class=args.snapshot_class,
                 lease_duration=cfg.lease_duration,
                 grace_period=cfg.grace_period,
@@ -173,6 +166,7 @@ class BuildCache(pulumi.ComponentResource):
                 reset_builder=cfg.reset_builder,
                 kubeconfig=args.kubeconfig,
                 context=args.context,
+                zfs_namespace=args.zfs_namespace,
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[root_pvc, builder]),
         )

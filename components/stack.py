@@ -75,6 +75,7 @@ class ArcZfsCache(pulumi.ComponentResource):
                     snapshot_class=config.storage.snapshot_class,
                     kubeconfig=config.cluster.kubeconfig,
                     context=config.cluster.context,
+                    zfs_namespace=config.storage.namespace,
                 ),
                 opts=pulumi.ResourceOptions.merge(
                     child,

@@ -201,6 +201,20 @@ def test_imported_dataset(minimal_raw: dict[str, Any]) -> None:
     assert "annotations" not in root["metadata"] or not root["metadata"].get("annotations")
 
 
+def test_storage_namespace_reaches_the_imported_volume_and_promotion(
+    minimal_raw: dict[str, Any],
+) -> None:
+    # OpenEBS installed elsewhere: the imported ZFSVolume and the ZFS inventory that garbage
+    # collection's dependency check reads must both look there, not in "openebs".
+    minimal_raw["storage"] = {"namespace": "zfs-system"}
+    minimal_raw["caches"]["gcc12"]["import"] = {"dataset": "zfspv-pool/ci/gcc12-main"}
+    deployment = deploy(validate_config(minimal_raw))
+    zv = deployment.object("kubernetes:zfs.openebs.io/v1:ZFSVolume", "gcc12-main")
+    assert zv["metadata"]["namespace"] == "zfs-system"
+    (promotion,) = deployment.of_type(PROMOTION_TYPE)
+    assert promotion.inputs["zfs_namespace"] == "zfs-system"
+
+
 def test_promotion_resource_inputs(minimal: Deployment) -> None:
     (promotion,) = minimal.of_type(PROMOTION_TYPE)
     props = promotion.inputs

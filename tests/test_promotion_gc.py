@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from components import constants as c
-from components.promotion_gc import (
+from components.promotion.gc import (
     Action,
     Decision,
     GcSettings,
@@ -17,7 +17,7 @@ from components.promotion_gc import (
     pending,
     plan_gc,
 )
-from components.promotion_plan import (
+from components.promotion.model import (
     Claim,
     ConfigMapText,
     Inventory,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from components.promotion_lease import LeaseHeldError, LeaseView, holder_identity, lease_free
+from components.promotion.lease import LeaseHeldError, LeaseView, holder_identity, lease_free
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 ME = "ci-a/pid-1/aaaa"

@@ -11,15 +11,12 @@ from typing import Any
 import dill
 import pytest
 from pulumi.dynamic.dynamic import serialize_provider
+from pulumi.runtime.rpc import UNKNOWN
 
-from components.promotion_provider import (
-    OUTPUTS,
-    CachePromotionProvider,
-    PromotionInputs,
-)
+from components.promotion.model import PromotionInputs
+from components.promotion.provider import OUTPUTS, CachePromotionProvider
 from tests.conftest import ROOT
 
-UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 PROPS: dict[str, Any] = {
     "namespace": "arc-runners",
     "cache": "gcc12",
@@ -28,7 +25,6 @@ PROPS: dict[str, Any] = {
     "size": "10Gi",
     "node": "zfs-1",
     "parent_storage_class": "arc-zfs-parents",
-    "clone_storage_class": "arc-zfs-clones",
     "snapshot_class": "arc-zfs-snapshots",
     "lease_seconds": 300,
     "grace_seconds": 900,
@@ -61,8 +57,16 @@ def test_provider_round_trips_with_dill_by_reference() -> None:
     raw = base64.b64decode(blob)
     # Pickled by reference: the engine's provider process imports this module; no code,
     # config, client or lock is captured.
-    assert b"components.promotion_provider" in raw and len(raw) < 200
+    assert b"components.promotion.provider" in raw and len(raw) < 200
     assert isinstance(dill.loads(raw), CachePromotionProvider)
+
+
+def test_state_written_before_the_package_still_finds_its_provider() -> None:
+    # Serialised by the provider at components/promotion_provider.py: the engine
+    # deserialises this very reference for read and delete of a resource in such a state.
+    old = "gASVPwAAAAAAAACMHWNvbXBvbmVudHMucHJvbW90aW9uX3Byb3ZpZGVylIwWQ2FjaGVQcm9tb3Rpb25Qcm92aWRlcpSTlCmBlC4="
+    assert b"components.promotion_provider" in base64.b64decode(old)
+    assert isinstance(dill.loads(base64.b64decode(old)), CachePromotionProvider)
 
 
 def test_provider_runs_in_a_fresh_process() -> None:
@@ -92,7 +96,7 @@ def test_importing_the_provider_has_no_side_effects() -> None:
     script = (
         "import threading\n"
         "from lightkube.core.resource_registry import resource_registry\n"
-        "import components.promotion, components.promotion_provider\n"
+        "import components.promotion.resource, components.promotion.provider\n"
         "assert threading.active_count() == 1, threading.enumerate()\n"
         "assert resource_registry.get('snapshot.storage.k8s.io/v1', 'VolumeSnapshot') is None\n"
         "assert resource_registry.get('zfs.openebs.io/v1', 'ZFSVolume') is None\n"

@@ -11,7 +11,7 @@ JSON on stdout; a provider error prints ``{"error": <type>, "message": ...}`` an
 ``method`` ``parallel`` runs every request of ``calls`` at once in threads, as the engine's
 provider process serves several resources at once; it answers ``{"ok": ..., "results": [...]}``.
 
-``--crash-after STEP`` replaces :func:`components.promotion_provider.after_step` so that the
+``--crash-after STEP`` replaces :func:`components.promotion.steps.after_step` so that the
 process kills itself with SIGKILL right after that protocol step: no cleanup, no ``finally``,
 no lease release, exactly like a crashed or OOM-killed provider process.
 """
@@ -30,7 +30,7 @@ from typing import Any
 
 import dill
 
-from components import promotion_provider
+from components.promotion import steps
 
 
 def _crash_after(step: str) -> Any:
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     request = json.loads(args.request.read_text())
     provider = dill.loads(base64.b64decode(request["provider"]))
     if args.crash_after:
-        promotion_provider.after_step = _crash_after(args.crash_after)
+        steps.after_step = _crash_after(args.crash_after)
     if request["method"] == "parallel":
         results: list[Any] = [None] * len(request["calls"])
 

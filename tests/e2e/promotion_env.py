@@ -24,8 +24,8 @@ from lightkube.resources.coordination_v1 import Lease
 from pulumi.dynamic.dynamic import serialize_provider
 
 from components import constants as c
-from components.promotion_plan import Pointer, format_time
-from components.promotion_provider import CachePromotionProvider
+from components.promotion.model import Pointer, format_time
+from components.promotion.provider import CachePromotionProvider
 from localcluster.harness import LocalCluster
 from localcluster.kube import Kube, meta
 
@@ -158,7 +158,6 @@ class CacheSetup:
             "size": SIZE,
             "node": NODE,
             "parent_storage_class": NODE_CLASS,
-            "clone_storage_class": NODE_CLASS,
             "snapshot_class": SNAPSHOT_CLASS,
             "lease_seconds": 3,
             "grace_seconds": 3600,

@@ -44,7 +44,6 @@ promotion = CachePromotion(
         size=cfg.require("size"),
         node=cfg.require("node"),
         parent_storage_class=cfg.require("storageClass"),
-        clone_storage_class=cfg.require("storageClass"),
         snapshot_class=cfg.require("snapshotClass"),
         lease_duration=timedelta(seconds=30),
         grace_period=timedelta(seconds=cfg.require_int("graceSeconds")),

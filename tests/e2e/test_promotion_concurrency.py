@@ -15,8 +15,8 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.coordination_v1 import Lease
 
 from components import constants as c
-from components.promotion_lease import LeaseHeldError
-from components.promotion_provider import CachePromotionProvider
+from components.promotion.lease import LeaseHeldError
+from components.promotion.provider import CachePromotionProvider
 from localcluster.harness import LocalCluster
 from localcluster.kube import meta
 from tests.e2e.promotion_env import CacheSetup, finish_driver, run_driver, start_driver, wait_for

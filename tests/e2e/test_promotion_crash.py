@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from components import constants as c
-from components.promotion_provider import STEPS
+from components.promotion.steps import STEPS
 from localcluster.harness import LocalCluster
 from localcluster.kube import meta
 from tests.e2e.promotion_env import CacheSetup, run_driver

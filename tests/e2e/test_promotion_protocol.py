@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from components import constants as c
-from components import promotion_provider
-from components.promotion_provider import (
+from components.promotion import steps
+from components.promotion.provider import CachePromotionProvider
+from components.promotion.steps import (
     BuilderInUseError,
-    CachePromotionProvider,
     CloneNotBoundError,
     SnapshotNotReadyError,
 )
@@ -211,7 +211,7 @@ def test_a_snapshot_taken_while_a_builder_pod_appeared_is_discarded(
         if step == "snapshot-created":
             setup.pod_mounting("late-builder", "gcc12-work-1")
 
-    monkeypatch.setattr(promotion_provider, "after_step", builder_starts)
+    monkeypatch.setattr(steps, "after_step", builder_starts)
     with pytest.raises(BuilderInUseError) as refused:
         provider.update("id", outs, setup.props(promote="y"))
     assert "The snapshot gcc12-gen-2-src taken meanwhile was discarded" in str(refused.value)

@@ -1,7 +1,7 @@
 """CachePromotion: the current parent claim of a cache, moved forward by safe promotion.
 
 The dynamic provider that takes the Lease, snapshots the builder volume and swaps the pointer
-lives in :mod:`components.promotion_provider` (protocol and rules: docs/promotion.md); this
+lives in :mod:`components.promotion.provider` (protocol and rules: docs/promotion.md); this
 module declares the resource and its typed inputs and outputs, which the rest of the program
 consumes. Creating the resource starts the lineage at generation 1 (``root_claim``) and
 builder volume 1 (``builder_volume``), both owned by the stack; later generations and builder
@@ -17,7 +17,8 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import Resource
 
-from components.promotion_provider import OUTPUTS, CachePromotionProvider
+from components import constants as c
+from components.promotion.provider import OUTPUTS, CachePromotionProvider
 
 __all__ = ["CachePromotion", "CachePromotionArgs"]
 
@@ -33,7 +34,6 @@ class CachePromotionArgs:
     size: str
     node: str
     parent_storage_class: str
-    clone_storage_class: str
     snapshot_class: str
     lease_duration: timedelta
     grace_period: timedelta
@@ -43,6 +43,9 @@ class CachePromotionArgs:
     reset_builder: str | None
     kubeconfig: pulumi.Input[str] | None
     context: str | None
+    #: Where OpenEBS keeps its ZFSVolumes and ZFSSnapshots (``storage.namespace``): garbage
+    #: collection reads the datasets' dependents there.
+    zfs_namespace: str = c.OPENEBS_NAMESPACE
 
     def props(self) -> dict[str, Any]:
         """The dynamic resource's input properties (durations in seconds)."""
@@ -54,7 +57,6 @@ class CachePromotionArgs:
             "size": self.size,
             "node": self.node,
             "parent_storage_class": self.parent_storage_class,
-            "clone_storage_class": self.clone_storage_class,
             "snapshot_class": self.snapshot_class,
             "lease_seconds": int(self.lease_duration.total_seconds()),
             "grace_seconds": int(self.grace_period.total_seconds()),
@@ -64,6 +66,7 @@ class CachePromotionArgs:
             "reset_builder": self.reset_builder,
             "kubeconfig": self.kubeconfig,
             "context": self.context,
+            "zfs_namespace": self.zfs_namespace,
         }
 
 

@@ -20,10 +20,11 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from components import constants as c
-from components.promotion_plan import (
+from components.promotion.model import (
     Claim,
     Inventory,
     Pointer,
+    PromotionInputs,
     Snapshot,
     builder_index_of,
     format_time,
@@ -58,6 +59,18 @@ class GcSettings:
     grace: timedelta
     retention: timedelta
     now: datetime
+
+    @classmethod
+    def of(cls, inputs: PromotionInputs, now: datetime) -> GcSettings:
+        """The rules' parameters from the resource's inputs, at ``now``."""
+        return cls(
+            cache=inputs.cache,
+            root_claim=inputs.root_claim,
+            stack_builder=inputs.builder_volume,
+            grace=timedelta(seconds=inputs.grace_seconds),
+            retention=timedelta(seconds=inputs.retention_seconds),
+            now=now,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,9 @@
-"""Pure parts of cache promotion: the pointer, the cluster inventory, names and plan messages.
+"""The model of cache promotion (pure): the resource's inputs, the pointer, the inventory.
 
 Nothing here talks to an API server: every object is read from the JSON the API server
-returns (``dict``), so the rules are unit-tested on plain data. The provider
-(:mod:`components.promotion_provider`) reads the cluster, calls these functions and acts.
+returns (``dict``), so the rules are unit-tested on plain data. :mod:`.plan` decides what a
+run does from these, :mod:`.gc` what garbage collection does, and :mod:`.steps` acts through
+the cluster port (:mod:`.port`).
 """
 
 from __future__ import annotations
@@ -25,21 +26,16 @@ __all__ = [
     "PodUse",
     "Pointer",
     "PointerError",
+    "PromotionInputs",
     "Snapshot",
     "ZfsSnapshot",
     "ZfsVolume",
     "builder_index_of",
     "builder_users",
-    "describe_adoption",
-    "describe_promotion",
-    "describe_reset",
     "format_time",
     "generation_of",
     "parse_time",
     "refers_to",
-    "wants_change",
-    "wants_promotion",
-    "wants_reset",
 ]
 
 JsonDict = dict[str, Any]
@@ -79,6 +75,75 @@ def parse_time(value: str | None) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class PromotionInputs:
+    """The CachePromotion resource's inputs, typed (see :mod:`.resource` for their meaning)."""
+
+    namespace: str
+    cache: str
+    root_claim: str
+    builder_volume: str
+    size: str
+    node: str
+    parent_storage_class: str
+    snapshot_class: str
+    lease_seconds: int
+    grace_seconds: int
+    retention_seconds: int
+    ready_timeout_seconds: int
+    promote: str | None
+    reset_builder: str | None
+    kubeconfig: str | None
+    context: str | None
+    #: Where OpenEBS keeps its ZFSVolume and ZFSSnapshot objects (``storage.namespace``).
+    zfs_namespace: str = c.OPENEBS_NAMESPACE
+
+    @classmethod
+    def from_props(cls, props: Mapping[str, Any]) -> PromotionInputs:
+        """Read the property bag the engine passes (durations in seconds).
+
+        State written before an input existed lacks it: ``root_claim`` and
+        ``builder_volume`` default to the stack-owned names, ``zfs_namespace`` to OpenEBS's
+        default namespace (the only one earlier versions looked in).
+        """
+
+        def text(key: str) -> str | None:
+            value = props.get(key)
+            return None if value is None else str(value)
+
+        cache = str(props["cache"])
+        return cls(
+            namespace=str(props["namespace"]),
+            cache=cache,
+            root_claim=str(props.get("root_claim") or c.generation_name(cache, 1)),
+            builder_volume=str(props.get("builder_volume") or c.builder_volume_name(cache, 1)),
+            size=str(props["size"]),
+            node=str(props["node"]),
+            parent_storage_class=str(props["parent_storage_class"]),
+            snapshot_class=str(props["snapshot_class"]),
+            lease_seconds=int(props["lease_seconds"]),
+            grace_seconds=int(props["grace_seconds"]),
+            retention_seconds=int(props["retention_seconds"]),
+            ready_timeout_seconds=int(props["ready_timeout_seconds"]),
+            promote=text("promote"),
+            reset_builder=text("reset_builder"),
+            kubeconfig=text("kubeconfig"),
+            context=text("context"),
+            zfs_namespace=str(props.get("zfs_namespace") or c.OPENEBS_NAMESPACE),
+        )
+
+    @property
+    def lease_wait_seconds(self) -> int:
+        """How long to wait for another holder: one whole promotion (a lease plus a snapshot
+        and a clone wait), or a dead holder's lease running out."""
+        return self.lease_seconds + 2 * self.ready_timeout_seconds
+
+    @property
+    def where(self) -> str:
+        """``namespace/cache`` for messages."""
+        return f"{self.namespace}/{self.cache}"
 
 
 class PointerError(ValueError):
@@ -187,27 +252,6 @@ def _remember(history: tuple[str, ...], token: str | None) -> tuple[str, ...]:
     if token is None:
         return history
     return (*[t for t in history if t != token], token)[-HISTORY_LENGTH:]
-
-
-def wants_promotion(requested: str | None, pointer: Pointer) -> bool:
-    """True when ``requested`` asks for a promotion not applied yet.
-
-    A token only ever triggers by taking a new value: removing it from config (None) asks for
-    nothing, and a token the pointer remembers was already acted on (possibly by a run that
-    crashed before Pulumi recorded it, or by a concurrent run with the same token).
-    """
-    return requested is not None and not pointer.promote_applied(requested)
-
-
-def wants_reset(requested: str | None, pointer: Pointer) -> bool:
-    """True when ``requested`` asks for a builder reset not applied yet (see wants_promotion)."""
-    return requested is not None and not pointer.reset_applied(requested)
-
-
-def wants_change(requested: str | None, recorded: str | None) -> bool:
-    """True when a token differs from what the stack recorded as applied (used by diff, which
-    compares stack state; the pointer decides what update really does)."""
-    return requested is not None and requested != recorded
 
 
 # --- Inventory: the objects promotion and garbage collection reason about --------------------
@@ -397,8 +441,9 @@ class ConfigMapText:
 
 @dataclass(frozen=True, slots=True)
 class Inventory:
-    """Everything in one namespace (and OpenEBS's namespace) that can refer to a cache's
-    claims: read in one pass, then reasoned about without further API calls."""
+    """Everything in one namespace (and OpenEBS's namespace, ``storage.namespace``) that can
+    refer to a cache's claims: read in one pass, then reasoned about without further API
+    calls."""
 
     claims: tuple[Claim, ...] = ()
     snapshots: tuple[Snapshot, ...] = ()
@@ -508,31 +553,3 @@ def builder_index_of(obj_name: str) -> int | None:
 def builder_users(pods: Iterable[PodUse], claim: str) -> list[str]:
     """Names of live pods whose volumes name ``claim`` (sorted)."""
     return sorted(p.name for p in pods if p.live and claim in p.claims)
-
-
-# --- What a run will do, in words (shown by preview and logged by update) --------------------
-
-
-def describe_promotion(cache: str, pointer: Pointer) -> str:
-    """``promote gcc12: gen 3 → gen 4 from gcc12-work-2``."""
-    return (
-        f"promote {cache}: gen {pointer.generation} → gen {pointer.generation + 1} "
-        f"from {pointer.builder_claim}"
-    )
-
-
-def describe_reset(cache: str, pointer: Pointer, retention: str) -> str:
-    """``reset gcc12 builder: gcc12-work-2 → gcc12-work-3 from gcc12-gen-4 (…)``."""
-    return (
-        f"reset {cache} builder: {pointer.builder_claim} → "
-        f"{c.builder_volume_name(cache, pointer.builder_index + 1)} from {pointer.parent_claim} "
-        f"({pointer.builder_claim} is kept {retention} for troubleshooting)"
-    )
-
-
-def describe_adoption(cache: str, what: str, token: str, pointer: Pointer) -> str:
-    """A token already applied on the cluster (by a run that crashed before Pulumi saved it)."""
-    return (
-        f"{what} {cache}: token {token!r} was already applied on the cluster "
-        f"(gen {pointer.generation}, builder {pointer.builder_claim}); adopting it"
-    )

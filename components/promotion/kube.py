@@ -1,33 +1,31 @@
-"""The API calls of cache promotion, over lightkube (one :class:`Cluster` per provider call).
+"""The cluster port over lightkube: :class:`KubeCluster` (one per provider call).
 
 Clients are built here, inside the provider's methods, never at import or serialisation
-time. Reads return the plain JSON the pure modules reason about; writes are idempotent
-(create tolerates "already exists", delete tolerates "not found") so every protocol step can
-be repeated after a crash.
+time. Reads return the model's objects, read from the plain JSON the API server sends;
+writes are idempotent (create tolerates "already exists", delete tolerates "not found") so
+every protocol step can be repeated after a crash.
 """
 
 from __future__ import annotations
 
 import os
-import random
 import threading
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, cast
 
 import httpx2
 import yaml
 from lightkube import ApiError, Client, KubeConfig
 from lightkube.generic_resource import create_global_resource, create_namespaced_resource
-from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.coordination_v1 import Lease
 from lightkube.resources.core_v1 import ConfigMap, Event, PersistentVolumeClaim, Pod
 from lightkube.types import PatchType
 
 from components import constants as c
-from components.promotion_plan import (
+from components.promotion import manifests
+from components.promotion.model import (
     Claim,
     ConfigMapText,
     Inventory,
@@ -37,22 +35,11 @@ from components.promotion_plan import (
     ZfsSnapshot,
     ZfsVolume,
 )
+from components.promotion.port import PointerConflictError
 
-__all__ = [
-    "ApiClient",
-    "Cluster",
-    "PointerConflictError",
-    "WaitTimeoutError",
-    "client_for",
-    "common_labels",
-    "wait_for",
-]
+__all__ = ["ApiClient", "KubeCluster", "client_for"]
 
-T = TypeVar("T")
 JsonDict = dict[str, Any]
-
-#: Longest pause between two looks while waiting.
-_MAX_BACKOFF: Final = 5.0
 #: Serialises promotion's API calls within a process (see ApiClient). Module state, never
 #: part of the serialised provider (it is pickled by reference).
 _API_LOCK: Final = threading.RLock()
@@ -141,16 +128,6 @@ def client_for(kubeconfig: str | None, context: str | None, timeout: float = 30.
     )
 
 
-def common_labels(cache_name: str, role: str) -> dict[str, str]:
-    """Labels of every object promotion creates (the program's standard set plus the cache)."""
-    return {
-        c.LABEL_MANAGED_BY: c.MANAGED_BY,
-        c.LABEL_PART_OF: c.PART_OF,
-        c.LABEL_CACHE: cache_name,
-        c.LABEL_ROLE: role,
-    }
-
-
 # Generic resources are registered lazily (first use inside a provider method), so importing
 # this module registers nothing.
 @cache
@@ -186,35 +163,6 @@ def zfs_snapshot() -> Any:
     return create_namespaced_resource(group, version, "ZFSSnapshot", "zfssnapshots")
 
 
-class WaitTimeoutError(TimeoutError):
-    """A wait ran out of time; the message says what was awaited and what was seen last."""
-
-
-def wait_for(
-    probe: Callable[[], T | None],
-    timeout: float,
-    on_timeout: Callable[[], str],
-) -> T:
-    """Call ``probe`` with exponential backoff (0.1 s growing to 5 s, jittered) until it
-    returns something other than None, for at most ``timeout`` seconds; then raise
-    WaitTimeoutError with ``on_timeout()`` as the message."""
-    deadline = time.monotonic() + timeout
-    delay = 0.1
-    while True:
-        value = probe()
-        if value is not None:
-            return value
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise WaitTimeoutError(on_timeout())
-        time.sleep(min(delay * random.uniform(0.7, 1.0), remaining))
-        delay = min(delay * 1.6, _MAX_BACKOFF)
-
-
-class PointerConflictError(RuntimeError):
-    """The pointer changed between our read and our compare-and-swap."""
-
-
 def _as_dict(obj: Any) -> JsonDict:
     if isinstance(obj, dict):
         return dict(obj)
@@ -226,12 +174,14 @@ def _missing(exc: ApiError) -> bool:
     return exc.status.code == 404
 
 
-class Cluster:
-    """One namespace of one cluster, as promotion sees it."""
+class KubeCluster:
+    """The cluster port (:class:`components.promotion.port.ClusterPort`) for one namespace;
+    ZFSVolumes and ZFSSnapshots are read in ``zfs_namespace``, where OpenEBS keeps them."""
 
-    def __init__(self, client: ApiClient, namespace: str) -> None:
+    def __init__(self, client: ApiClient, namespace: str, zfs_namespace: str) -> None:
         self.client = client
         self.namespace = namespace
+        self.zfs_namespace = zfs_namespace
 
     def close(self) -> None:
         """Close the client's connections."""
@@ -253,13 +203,8 @@ class Cluster:
 
     def create_pointer(self, cache_name: str, pointer: Pointer) -> bool:
         """Create the pointer; False if it already exists (someone else was first)."""
-        body = ConfigMap(
-            metadata=ObjectMeta(
-                name=c.promotion_pointer_name(cache_name),
-                namespace=self.namespace,
-                labels=common_labels(cache_name, c.ROLE_POINTER),
-            ),
-            data=pointer.to_data(),
+        body = ConfigMap.from_dict(
+            manifests.pointer_config_map(self.namespace, cache_name, pointer)
         )
         try:
             self.client.create(body)
@@ -272,14 +217,8 @@ class Cluster:
     def swap_pointer(self, cache_name: str, new: Pointer, version: str) -> str:
         """Compare-and-swap: replace the pointer only if it is still at ``version``; return
         the new resourceVersion or raise PointerConflictError."""
-        body = ConfigMap(
-            metadata=ObjectMeta(
-                name=c.promotion_pointer_name(cache_name),
-                namespace=self.namespace,
-                labels=common_labels(cache_name, c.ROLE_POINTER),
-                resourceVersion=version,
-            ),
-            data=new.to_data(),
+        body = ConfigMap.from_dict(
+            manifests.pointer_config_map(self.namespace, cache_name, new, version)
         )
         try:
             replaced = self.client.replace(body)
@@ -368,11 +307,11 @@ class Cluster:
             ),
             zfs_volumes=tuple(
                 ZfsVolume.from_object(_as_dict(o))
-                for o in self._list(zfs_volume(), c.OPENEBS_NAMESPACE)
+                for o in self._list(zfs_volume(), self.zfs_namespace)
             ),
             zfs_snapshots=tuple(
                 ZfsSnapshot.from_object(_as_dict(o))
-                for o in self._list(zfs_snapshot(), c.OPENEBS_NAMESPACE)
+                for o in self._list(zfs_snapshot(), self.zfs_namespace)
             ),
             snapshot_handles=handles,
         )
@@ -380,7 +319,7 @@ class Cluster:
     def zfs_volume_exists(self, name: str) -> bool:
         """True if ZFSVolume ``name`` still exists (its dataset is not destroyed yet)."""
         try:
-            self.client.get(zfs_volume(), name, namespace=c.OPENEBS_NAMESPACE)
+            self.client.get(zfs_volume(), name, namespace=self.zfs_namespace)
         except ApiError as exc:
             if _missing(exc):
                 return False

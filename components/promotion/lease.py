@@ -21,7 +21,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
 from typing import Final
 
 from lightkube import ApiError
@@ -29,8 +28,8 @@ from lightkube.models.coordination_v1 import LeaseSpec
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.coordination_v1 import Lease
 
-from components.promotion_kube import ApiClient
-from components.promotion_plan import format_time
+from components.promotion.kube import ApiClient
+from components.promotion.model import format_time
 
 __all__ = [
     "LeaseError",
@@ -128,7 +127,8 @@ class LeaseLostError(LeaseError):
 
 
 class PromotionLease:
-    """Take, renew and release one Lease; use as a context manager around the work.
+    """Take, renew and release one Lease (the lease port of :mod:`.port`):
+    :meth:`acquire` before the work, :meth:`release` in a ``finally`` after it.
 
     ``client_factory`` builds a new API client: the renewal thread gets its own, so it never
     shares a connection with the work it protects.
@@ -324,14 +324,3 @@ class PromotionLease:
                 pass
             finally:
                 self._client.close()
-
-    def __enter__(self) -> PromotionLease:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
