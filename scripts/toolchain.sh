@@ -10,6 +10,11 @@
 #                                   pulumi-kubernetes (plugin: test double)
 #                                   kubernetes (kube-apiserver, kubectl,
 #                                   kube-controller-manager) etcd actionlint
+#                                   csi-provisioner external-snapshotter
+#                                   (snapshot-controller, csi-snapshotter and
+#                                   the VolumeSnapshot CRDs) csi-spec (the
+#                                   ZFS driver double's Python gRPC code)
+#                                   zfs-fuse (Debian package, needs root)
 #
 # Versions come from pyproject.toml alone (scripts/toolchain/pins.py reads
 # them).  Everything is built from Go modules served by the Go module proxy,
@@ -31,7 +36,8 @@ CACHE=${ARC_ZFS_CACHE_TOOLCHAIN_DIR:-$HOME/.cache/arc-zfs-cache/toolchain}
 # of memory, and more jobs than cores only adds context switches.
 JOBS=${ARC_ZFS_CACHE_TOOLCHAIN_JOBS:-$(nproc 2>/dev/null || echo 2)}
 
-ALL_TOOLS=(pulumi pulumi-kubernetes kubernetes etcd actionlint)
+ALL_TOOLS=(pulumi pulumi-kubernetes kubernetes etcd actionlint
+    csi-provisioner external-snapshotter csi-spec zfs-fuse)
 
 log() { printf 'toolchain: %s\n' "$*" >&2; }
 die() { printf 'toolchain: error: %s\n' "$*" >&2; exit 1; }
@@ -42,7 +48,7 @@ if [[ ${1:-} == env ]]; then
     shift
 fi
 if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-    sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 0
 fi
 tools=("$@")
@@ -384,6 +390,91 @@ build_actionlint() {
     "$work/out/bin/actionlint" --version
 }
 
+CSI_PROVISIONER_MODULE=github.com/kubernetes-csi/external-provisioner/v6
+EXTERNAL_SNAPSHOTTER_MODULE=github.com/kubernetes-csi/external-snapshotter/v8
+CSI_SPEC_MODULE=github.com/container-storage-interface/spec
+
+build_csi_provisioner() {
+    local work=$1 src
+    # Its go.mod pins every k8s.io library with published versions (no
+    # relative replaces); the version is what upstream's Makefile stamps.
+    src=$(module_dir "$CSI_PROVISIONER_MODULE" "v$PIN_CSI_PROVISIONER")
+    writable_copy "$src" "$work/src"
+    cd "$work/src"
+    "${GOBUILD[@]}" -ldflags "-s -w -X main.version=v$PIN_CSI_PROVISIONER" \
+        -o "$work/out/bin/csi-provisioner" ./cmd/csi-provisioner
+    "$work/out/bin/csi-provisioner" --version | grep -q "v$PIN_CSI_PROVISIONER"
+}
+
+build_external_snapshotter() {
+    local work=$1 src crd
+    # One module holds both the snapshot controller and the csi-snapshotter
+    # sidecar; its go.mod replaces client/v8 with ./client, a module of its
+    # own (not in this zip) published at the same version.  The CRDs live in
+    # that client module, so they come from the same release as the binaries.
+    src=$(module_dir "$EXTERNAL_SNAPSHOTTER_MODULE" "v$PIN_EXTERNAL_SNAPSHOTTER")
+    writable_copy "$src" "$work/src"
+    pin_relative_replaces "$work/src" "v$PIN_EXTERNAL_SNAPSHOTTER"
+    cd "$work/src"
+    for cmd in snapshot-controller csi-snapshotter; do
+        "${GOBUILD[@]}" -ldflags "-s -w -X main.version=v$PIN_EXTERNAL_SNAPSHOTTER" \
+            -o "$work/out/bin/$cmd" "./cmd/$cmd"
+    done
+    "$work/out/bin/csi-snapshotter" --version | grep -q "v$PIN_EXTERNAL_SNAPSHOTTER"
+    crd=$(module_dir "${EXTERNAL_SNAPSHOTTER_MODULE%/v8}/client/v8" "v$PIN_EXTERNAL_SNAPSHOTTER")/config/crd
+    mkdir -p "$work/out/crd"
+    cp "$crd"/snapshot.storage.k8s.io_*.yaml "$work/out/crd/"
+    ls "$work/out/crd"
+}
+
+build_csi_spec() {
+    local work=$1 src
+    # The driver double (localcluster/zfs_csi) speaks CSI through Python code
+    # generated from the spec module's own csi.proto by grpcio-tools (a pinned
+    # test dependency in pyproject.toml), so the wire format is the spec's.
+    src=$(module_dir "$CSI_SPEC_MODULE" "v$PIN_CSI_SPEC")
+    [[ -x $ROOT/.venv/bin/python ]] || { echo "no .venv: run make deps first"; return 1; }
+    mkdir -p "$work/out/python/csi_pb"
+    cp "$src/csi.proto" "$work/out/csi.proto"
+    "$ROOT/.venv/bin/python" -m grpc_tools.protoc -I "$work/out" \
+        --python_out="$work/out/python/csi_pb" --grpc_python_out="$work/out/python/csi_pb" \
+        --pyi_out="$work/out/python/csi_pb" "$work/out/csi.proto"
+    # protoc writes `import csi_pb2` into the gRPC module; make it relative to
+    # the package it lives in.
+    sed -i 's/^import csi_pb2 as/from . import csi_pb2 as/' "$work/out/python/csi_pb/csi_pb2_grpc.py"
+    touch "$work/out/python/csi_pb/__init__.py"
+    "$ROOT/.venv/bin/python" -c "import sys; sys.path.insert(0, '$work/out/python'); \
+from csi_pb import csi_pb2, csi_pb2_grpc; print('csi.proto services:', \
+', '.join(csi_pb2.DESCRIPTOR.services_by_name))"
+}
+
+# install_zfs_fuse: Debian's zfs-fuse at the pinned package version.  Not a
+# cache entry: apt installs into the system, and dpkg says what is there.
+install_zfs_fuse() {
+    local have
+    have=$(dpkg-query -W -f '${Status} ${Version}' zfs-fuse 2>/dev/null || true)
+    if [[ $have == "install ok installed $PIN_ZFS_FUSE" ]]; then
+        log "zfs-fuse $PIN_ZFS_FUSE installed"
+        return 0
+    fi
+    if ((EUID != 0)); then
+        failures+=("zfs-fuse $PIN_ZFS_FUSE: not installed (${have:-absent}) and installing needs root: run sudo apt-get install zfs-fuse=$PIN_ZFS_FUSE")
+        return 0
+    fi
+    log "installing zfs-fuse $PIN_ZFS_FUSE with apt-get (log: $CACHE/logs/zfs-fuse.log)…"
+    # The lock timeout: another apt-get (another engineer's toolchain) may hold
+    # the dpkg lock for a while.  policy-rc.d in containers keeps the package's
+    # init script from starting a daemon; localcluster starts its own.
+    if ! { apt-get -o DPkg::Lock::Timeout=600 install -y "zfs-fuse=$PIN_ZFS_FUSE" ||
+        { apt-get -o DPkg::Lock::Timeout=600 update &&
+            apt-get -o DPkg::Lock::Timeout=600 install -y "zfs-fuse=$PIN_ZFS_FUSE"; }; } \
+        >"$CACHE/logs/zfs-fuse.log" 2>&1 </dev/null; then
+        failures+=("zfs-fuse $PIN_ZFS_FUSE: apt-get install failed: $(grep -v '^\s*$' "$CACHE/logs/zfs-fuse.log" | tail -n 1)")
+        return 0
+    fi
+    log "installed zfs-fuse $PIN_ZFS_FUSE"
+}
+
 # --- the steps ------------------------------------------------------------------
 
 bin_path=() # directories for PATH, in order
@@ -492,6 +583,33 @@ if wanted actionlint; then
         bin/actionlint
     bin_path+=("$CACHE/actionlint-v$PIN_ACTIONLINT/bin")
     exports+=("ACTIONLINT_BIN=$CACHE/actionlint-v$PIN_ACTIONLINT/bin/actionlint")
+fi
+
+if wanted csi-provisioner; then
+    key=csi-provisioner-v$PIN_CSI_PROVISIONER
+    ensure "$key" "csi-provisioner v$PIN_CSI_PROVISIONER" "6 min" build_csi_provisioner \
+        bin/csi-provisioner
+    exports+=("CSI_PROVISIONER_BIN=$CACHE/$key/bin/csi-provisioner")
+fi
+if wanted external-snapshotter; then
+    key=external-snapshotter-v$PIN_EXTERNAL_SNAPSHOTTER
+    ensure "$key" "snapshot-controller, csi-snapshotter v$PIN_EXTERNAL_SNAPSHOTTER" "6 min" \
+        build_external_snapshotter bin/snapshot-controller bin/csi-snapshotter \
+        crd/snapshot.storage.k8s.io_volumesnapshots.yaml
+    exports+=("SNAPSHOT_CONTROLLER_BIN=$CACHE/$key/bin/snapshot-controller"
+        "CSI_SNAPSHOTTER_BIN=$CACHE/$key/bin/csi-snapshotter"
+        "VOLUME_SNAPSHOT_CRD_DIR=$CACHE/$key/crd")
+fi
+if wanted csi-spec; then
+    # Keyed by the grpcio-tools pin too: generated code must match the runtime.
+    grpc_tools=$(sed -n 's/^ *"grpcio-tools==\([0-9.]*\)".*/\1/p' "$ROOT/pyproject.toml")
+    key=csi-spec-v$PIN_CSI_SPEC-grpcio-tools-${grpc_tools:-unpinned}
+    ensure "$key" "CSI spec v$PIN_CSI_SPEC Python gRPC code" "seconds" build_csi_spec \
+        python/csi_pb/csi_pb2.py python/csi_pb/csi_pb2_grpc.py
+    exports+=("CSI_PB_PYTHONPATH=$CACHE/$key/python")
+fi
+if wanted zfs-fuse; then
+    install_zfs_fuse
 fi
 
 if ((${#failures[@]} > 0)); then

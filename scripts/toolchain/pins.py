@@ -17,6 +17,7 @@ import tomllib
 from pathlib import Path
 
 VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
+DEBIAN_VERSION = re.compile(r"^[0-9][0-9A-Za-z.~]*-[0-9A-Za-z.+~]+$")
 
 # shell variable -> where the pin lives
 SDK_PINS = {
@@ -28,6 +29,9 @@ TOOL_PINS = {
     "PIN_KUBERNETES": "kubernetes",
     "PIN_ETCD": "etcd",
     "PIN_ACTIONLINT": "actionlint",
+    "PIN_CSI_PROVISIONER": "csi-provisioner",
+    "PIN_EXTERNAL_SNAPSHOTTER": "external-snapshotter",
+    "PIN_CSI_SPEC": "csi-spec",
 }
 
 
@@ -65,6 +69,16 @@ def main(pyproject: Path) -> int:
         errors.append(f"toolchain pin pulumi-language-python = {langhost!r} is not X.Y.Z")
     else:
         out.append(f"PIN_PULUMI_LANGUAGE_PYTHON={langhost}")
+    # Debian's zfs-fuse, installed with apt-get at exactly this package version
+    # (a Debian version, not X.Y.Z: upstream-debian revision, maybe +bN).
+    zfs_fuse = tools.get("zfs-fuse")
+    if not (isinstance(zfs_fuse, str) and DEBIAN_VERSION.match(zfs_fuse)):
+        errors.append(
+            f"[tool.arc-zfs-cache.toolchain] zfs-fuse = {zfs_fuse!r} is not a Debian "
+            "package version (e.g. 0.7.0-25+b1)"
+        )
+    else:
+        out.append(f"PIN_ZFS_FUSE={zfs_fuse}")
     if errors:
         for error in errors:
             print(f"toolchain: {pyproject}: {error}", file=sys.stderr)

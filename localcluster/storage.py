@@ -1,0 +1,294 @@
+"""The local cluster's storage, from real parts: ZFS, the CSI sidecars, the snapshot controller.
+
+:class:`LocalStorage` runs, beside a started :class:`~localcluster.controlplane.LocalControlPlane`:
+
+* a zfs-fuse pool on a sparse file in the state directory (:mod:`localcluster.zfs_pool`);
+* the ZFS CSI driver double (:mod:`localcluster.zfs_csi`) on the unix socket
+  ``<state-dir>/csi/zfs.csi.openebs.io/csi.sock``;
+* the real csi-provisioner and csi-snapshotter sidecars on that socket, and the real
+  snapshot-controller, each with its own client certificate (so the audit log names it);
+* the real VolumeSnapshot CRDs of the external-snapshotter release the toolchain pins.
+
+Every process is started and stopped by pid (pidfiles in ``<state-dir>/run``); everything
+talks over loopback or unix sockets.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Final
+
+import yaml
+
+from components.constants import OPENEBS_NAMESPACE
+from localcluster.controlplane import CONTEXT, LocalControlPlane
+from localcluster.kube import is_conflict, meta
+from localcluster.pki import ClientIdentity
+from localcluster.processes import ManagedProcess
+from localcluster.toolchain import ToolchainMissingError
+from localcluster.zfs_pool import ZfsPool
+
+__all__ = [
+    "DEFAULT_NODE",
+    "DEFAULT_POOL",
+    "IDENTITIES",
+    "LocalStorage",
+    "StorageBinaries",
+    "find_storage_binaries",
+]
+
+REPO: Final = Path(__file__).resolve().parent.parent
+#: The local cluster's one node (the local stack's cache node) and its pool.
+DEFAULT_NODE: Final = "local-zfs-node"
+DEFAULT_POOL: Final = "zfspv-pool"
+_FIX: Final = 'scripts/toolchain.sh && eval "$(scripts/toolchain.sh env)"'
+#: One client identity per storage component, as each runs under its own account upstream.
+IDENTITIES: Final = {
+    "zfs-csi-driver": ClientIdentity("arc-zfs-cache:zfs-csi-driver", ("system:masters",)),
+    "csi-provisioner": ClientIdentity("arc-zfs-cache:csi-provisioner", ("system:masters",)),
+    "csi-snapshotter": ClientIdentity("arc-zfs-cache:csi-snapshotter", ("system:masters",)),
+    "snapshot-controller": ClientIdentity("arc-zfs-cache:snapshot-controller", ("system:masters",)),
+}
+#: The order they start in (stopped in reverse).
+_ORDER: Final = ("zfs-csi-driver", "snapshot-controller", "csi-provisioner", "csi-snapshotter")
+
+
+class StorageBinaries:
+    """The toolchain's storage programs and files (``scripts/toolchain.sh env`` names them)."""
+
+    def __init__(self) -> None:
+        self.csi_provisioner = _env_path("CSI_PROVISIONER_BIN", "csi-provisioner")
+        self.csi_snapshotter = _env_path("CSI_SNAPSHOTTER_BIN", "csi-snapshotter")
+        self.snapshot_controller = _env_path("SNAPSHOT_CONTROLLER_BIN", "snapshot-controller")
+        self.crd_dir = _env_path("VOLUME_SNAPSHOT_CRD_DIR", "external-snapshotter")
+        self.csi_pb = _env_path("CSI_PB_PYTHONPATH", "csi-spec")
+
+
+def _env_path(variable: str, tool: str) -> Path:
+    value = os.environ.get(variable)
+    if not value or not Path(value).exists():
+        raise ToolchainMissingError(
+            f"{variable}={value or '(unset)'}: the toolchain's {tool} is missing (the local "
+            f"cluster's storage is the real CSI machinery); build and select it with: {_FIX}"
+        )
+    return Path(value)
+
+
+def find_storage_binaries() -> StorageBinaries:
+    """The storage toolchain, or ToolchainMissingError naming what is missing and the fix."""
+    return StorageBinaries()
+
+
+def _b64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+class LocalStorage:
+    """Pool, driver double, sidecars and snapshot controller of ``plane``'s state directory."""
+
+    def __init__(
+        self,
+        plane: LocalControlPlane,
+        *,
+        pool: str = DEFAULT_POOL,
+        node: str = DEFAULT_NODE,
+        binaries: StorageBinaries | None = None,
+    ) -> None:
+        self.plane = plane
+        self.state_dir = plane.state_dir
+        self.node = node
+        self.pool = ZfsPool(self.state_dir, pool)
+        self.socket = self.state_dir / "csi" / "zfs.csi.openebs.io" / "csi.sock"
+        self._binaries = binaries
+        self._processes: dict[str, ManagedProcess] = {}
+
+    def kubeconfig(self, role: str) -> Path:
+        """kubeconfig file of one storage component."""
+        return self.state_dir / f"{role}.kubeconfig"
+
+    def _write_kubeconfigs(self) -> None:
+        pki = self.plane.pki
+        pki.ensure(list(IDENTITIES.values()))
+        for role, identity in IDENTITIES.items():
+            config = {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": CONTEXT,
+                        "cluster": {
+                            "server": self.plane.server,
+                            "certificate-authority-data": _b64(pki.ca_cert),
+                        },
+                    }
+                ],
+                "users": [
+                    {
+                        "name": identity.user,
+                        "user": {
+                            "client-certificate-data": _b64(pki.client_cert(identity)),
+                            "client-key-data": _b64(pki.client_key(identity)),
+                        },
+                    }
+                ],
+                "contexts": [
+                    {
+                        "name": f"{CONTEXT}-{role}",
+                        "context": {"cluster": CONTEXT, "user": identity.user},
+                    }
+                ],
+                "current-context": f"{CONTEXT}-{role}",
+            }
+            path = self.kubeconfig(role)
+            path.write_text(yaml.safe_dump(config, sort_keys=False))
+            path.chmod(0o600)
+
+    def _argv(self, role: str, binaries: StorageBinaries) -> tuple[list[str], dict[str, str]]:
+        kubeconfig = f"--kubeconfig={self.kubeconfig(role)}"
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.state_dir)}
+        if role == "zfs-csi-driver":
+            env["PYTHONPATH"] = str(REPO)
+            env["CSI_PB_PYTHONPATH"] = str(binaries.csi_pb)
+            # zfs and zpool live in /sbin, which a non-login PATH may lack.
+            env["PATH"] += ":/sbin:/usr/sbin"
+            argv = [
+                sys.executable,
+                "-m",
+                "localcluster.zfs_csi",
+                f"--endpoint={self.socket}",
+                kubeconfig,
+                f"--node-id={self.node}",
+                f"--namespace={OPENEBS_NAMESPACE}",
+                # The marker that lets stop() tell our pid from a recycled one.
+                f"--state-dir={self.state_dir}",
+            ]
+            return argv, env
+        if role == "snapshot-controller":
+            return [str(binaries.snapshot_controller), kubeconfig, "--v=2"], env
+        address = f"--csi-address={self.socket}"
+        if role == "csi-provisioner":
+            # As OpenEBS deploys it (deploy/zfs-operator.yaml), less capacity tracking (the
+            # driver double offers no GET_CAPACITY); quick retries, for tests that wait.
+            return [
+                str(binaries.csi_provisioner),
+                address,
+                kubeconfig,
+                "--v=2",
+                "--feature-gates=Topology=true",
+                "--strict-topology",
+                "--extra-create-metadata=true",
+                "--timeout=30s",
+                "--retry-interval-start=200ms",
+                "--retry-interval-max=5s",
+            ], env
+        return [
+            str(binaries.csi_snapshotter),
+            address,
+            kubeconfig,
+            "--v=2",
+            "--timeout=30s",
+            "--extra-create-metadata=true",
+            # The driver answers CreateSnapshot before the node agent made the snapshot
+            # (as upstream does without its `wait` parameter); the sidecar asks again,
+            # after 1s doubling to 5 min by default.
+            "--retry-interval-start=200ms",
+            "--retry-interval-max=5s",
+        ], env
+
+    def _process(self, role: str, binaries: StorageBinaries | None = None) -> ManagedProcess:
+        argv, env = self._argv(role, binaries) if binaries else ([], None)
+        return ManagedProcess(
+            name=role,
+            argv=argv,
+            log_path=self.state_dir / "logs" / f"{role}.log",
+            pid_path=self.state_dir / "run" / f"{role}.pid",
+            marker=str(self.state_dir),
+            env=env,
+            cwd=REPO,
+        )
+
+    def install_crds(self, binaries: StorageBinaries) -> list[str]:
+        """Create or update the release's VolumeSnapshot CRDs (over any fixture)."""
+        kube = self.plane.kube("harness")
+        names = []
+        for path in sorted(binaries.crd_dir.glob("snapshot.storage.k8s.io_*.yaml")):
+            for doc in yaml.safe_load_all(path.read_text()):
+                if not doc:
+                    continue
+                name = meta(doc)["name"]
+                names.append(name)
+                try:
+                    kube.create("CustomResourceDefinition", doc)
+                except Exception as exc:
+                    if not is_conflict(exc):
+                        raise
+                    current = kube.get("CustomResourceDefinition", name) or {}
+                    doc["metadata"]["resourceVersion"] = meta(current).get("resourceVersion")
+                    kube.patch(
+                        "CustomResourceDefinition",
+                        name,
+                        {"metadata": doc["metadata"], "spec": doc["spec"]},
+                    )
+        return names
+
+    def _wait_socket(self, proc: ManagedProcess, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not proc.alive():
+                raise RuntimeError(f"{proc.name} exited; log {proc.log_path}:\n{proc.log_tail()}")
+            with socket.socket(socket.AF_UNIX) as sock:
+                try:
+                    sock.connect(str(self.socket))
+                    return
+                except OSError:
+                    time.sleep(0.1)
+        raise RuntimeError(f"{proc.name}: no socket {self.socket} after {timeout}s")
+
+    def start(self, *, detached: bool = False) -> LocalStorage:
+        """Pool, CRDs, the driver (ready on its socket), then the controllers and sidecars."""
+        binaries = self._binaries or find_storage_binaries()
+        self.pool.ensure()
+        try:
+            self._write_kubeconfigs()
+            self.install_crds(binaries)
+            for role in _ORDER:
+                proc = self._process(role, binaries)
+                proc.start(detached=detached)
+                self._processes[role] = proc
+                if role == "zfs-csi-driver":
+                    self._wait_socket(proc)
+            time.sleep(0.5)
+            dead = [p for p in self._processes.values() if not p.alive()]
+            if dead:
+                raise RuntimeError(
+                    f"{dead[0].name} exited; log {dead[0].log_path}:\n{dead[0].log_tail()}"
+                )
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def status(self) -> dict[str, bool]:
+        """Component -> running (the pool counts as running while imported)."""
+        states = {role: self._process(role).alive() for role in _ORDER}
+        states["zfs pool " + self.pool.name] = self.pool.imported()
+        return states
+
+    def stop(self, *, destroy: bool = False) -> None:
+        """Stop every process (reverse order, by pid), then export (or destroy) the pool."""
+        survivors = []
+        for role in reversed(_ORDER):
+            proc = self._processes.pop(role, None) or self._process(role)
+            if not proc.stop():
+                survivors.append(role)
+        if survivors:
+            raise RuntimeError(f"could not stop: {', '.join(survivors)}")
+        if destroy:
+            self.pool.destroy()
+        else:
+            self.pool.export()
