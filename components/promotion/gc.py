@@ -128,6 +128,40 @@ _PVC = "PersistentVolumeClaim"
 _SNAPSHOT = "VolumeSnapshot"
 
 
+@dataclass(frozen=True, slots=True)
+class _Ageing:
+    """How a replaced claim ages out: a superseded generation, or a retired builder volume."""
+
+    #: The stamp that starts its period.
+    annotation: str
+    #: The action that sets a missing stamp.
+    stamp: Action
+    #: What a claim without the stamp is, and what the stamp says it is.
+    unstamped: str
+    stamped: str
+    #: The period in words while it runs (``{}``: its length), and once it is over.
+    running: str
+    over: str
+
+
+_SUPERSEDED = _Ageing(
+    c.ANNOTATION_SUPERSEDED_AT,
+    Action.STAMP_SUPERSEDED,
+    unstamped="superseded",
+    stamped="superseded",
+    running="grace period {}",
+    over="grace period",
+)
+_RETIRED = _Ageing(
+    c.ANNOTATION_RETIRED_AT,
+    Action.STAMP_RETIRED,
+    unstamped="replaced",
+    stamped="retired",
+    running="kept {} for troubleshooting",
+    over="retention",
+)
+
+
 def _parent(inv: Inventory, pointer: Pointer, s: GcSettings, claim: Claim) -> Decision:
     def keep(*reasons: str) -> Decision:
         return Decision(_PVC, claim.name, Action.KEEP, reasons)
@@ -144,41 +178,18 @@ def _parent(inv: Inventory, pointer: Pointer, s: GcSettings, claim: Claim) -> De
         return keep("deletion in progress")
     if generation is None:
         return keep(f"no {c.LABEL_GENERATION} label and no generation in its name: not touched")
-    dependents = inv.claim_dependents(claim)
-    if generation > pointer.generation:
-        why = (
-            f"left by an unfinished promotion (generation {generation} > current "
-            f"{pointer.generation})"
-        )
-        if dependents:
-            return keep(why, *dependents)
-        return Decision(_PVC, claim.name, Action.DELETE, (why,))
-    stamp = parse_time(claim.annotations.get(c.ANNOTATION_SUPERSEDED_AT))
-    if stamp is None:
-        return Decision(
-            _PVC,
-            claim.name,
-            Action.STAMP_SUPERSEDED,
-            (f"superseded but {c.ANNOTATION_SUPERSEDED_AT} is missing: stamped now",),
-        )
-    age = s.now - stamp
-    reasons: list[str] = []
-    if age <= s.grace:
-        reasons.append(
-            f"superseded {human_duration(age)} ago, grace period {human_duration(s.grace)} "
-            f"(collectable after {format_time(stamp + s.grace)})"
-        )
-    reasons.extend(dependents)
-    if reasons:
-        return keep(*reasons)
-    return Decision(
-        _PVC,
-        claim.name,
-        Action.DELETE,
-        (
-            f"superseded {human_duration(age)} ago (grace period {human_duration(s.grace)}); "
-            "nothing refers to it or depends on it",
-        ),
+    leftover = (
+        f"left by an unfinished promotion (generation {generation} > current {pointer.generation})"
+        if generation > pointer.generation
+        else None
+    )
+    return _replaced(
+        claim,
+        dependents=inv.claim_dependents(claim),
+        leftover=leftover,
+        ageing=_SUPERSEDED,
+        period=s.grace,
+        now=s.now,
     )
 
 
@@ -208,27 +219,52 @@ def _builder(inv: Inventory, pointer: Pointer, s: GcSettings, claim: Claim) -> D
     if claim.deleting:
         return keep("deletion in progress")
     index = builder_index_of(claim.name)
-    if index is not None and index > pointer.builder_index:
-        why = (
-            f"left by an unfinished builder reset (index {index} > current {pointer.builder_index})"
-        )
+    leftover = (
+        f"left by an unfinished builder reset (index {index} > current {pointer.builder_index})"
+        if index is not None and index > pointer.builder_index
+        else None
+    )
+    return _replaced(
+        claim,
+        dependents=dependents,
+        leftover=leftover,
+        ageing=_RETIRED,
+        period=s.retention,
+        now=s.now,
+    )
+
+
+def _replaced(
+    claim: Claim,
+    *,
+    dependents: list[str],
+    leftover: str | None,
+    ageing: _Ageing,
+    period: timedelta,
+    now: datetime,
+) -> Decision:
+    """A claim the pointer no longer names: what an unfinished run left (``leftover`` says
+    why it is one) goes once nothing needs it; anything else also waits out ``period`` from
+    its stamp (stamped now if missing)."""
+
+    def keep(*reasons: str) -> Decision:
+        return Decision(_PVC, claim.name, Action.KEEP, reasons)
+
+    if leftover is not None:
         if dependents:
-            return keep(why, *dependents)
-        return Decision(_PVC, claim.name, Action.DELETE, (why,))
-    retired = parse_time(claim.annotations.get(c.ANNOTATION_RETIRED_AT))
-    if retired is None:
-        return Decision(
-            _PVC,
-            claim.name,
-            Action.STAMP_RETIRED,
-            (f"replaced but {c.ANNOTATION_RETIRED_AT} is missing: stamped now",),
-        )
-    age = s.now - retired
+            return keep(leftover, *dependents)
+        return Decision(_PVC, claim.name, Action.DELETE, (leftover,))
+    stamp = parse_time(claim.annotations.get(ageing.annotation))
+    if stamp is None:
+        missing = f"{ageing.unstamped} but {ageing.annotation} is missing: stamped now"
+        return Decision(_PVC, claim.name, ageing.stamp, (missing,))
+    age = now - stamp
     reasons: list[str] = []
-    if age <= s.retention:
+    if age <= period:
         reasons.append(
-            f"retired {human_duration(age)} ago, kept {human_duration(s.retention)} for "
-            f"troubleshooting (collectable after {format_time(retired + s.retention)})"
+            f"{ageing.stamped} {human_duration(age)} ago, "
+            f"{ageing.running.format(human_duration(period))} "
+            f"(collectable after {format_time(stamp + period)})"
         )
     reasons.extend(dependents)
     if reasons:
@@ -238,7 +274,7 @@ def _builder(inv: Inventory, pointer: Pointer, s: GcSettings, claim: Claim) -> D
         claim.name,
         Action.DELETE,
         (
-            f"retired {human_duration(age)} ago (retention {human_duration(s.retention)}); "
-            "nothing refers to it or depends on it",
+            f"{ageing.stamped} {human_duration(age)} ago ({ageing.over} "
+            f"{human_duration(period)}); nothing refers to it or depends on it",
         ),
     )

@@ -72,59 +72,62 @@ def generation(
 ) -> JsonDict:
     """Parent claim ``name`` of generation ``gen``, restored from source snapshot
     ``snap_name``."""
-    return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": {
-            "name": name,
-            "namespace": inputs.namespace,
-            "labels": parent_labels(inputs.cache, gen),
-            "annotations": {
-                c.ANNOTATION_PROMOTE_TOKEN: inputs.promote or "",
-                # The node's class places it by allowedTopologies; the annotation also gets
-                # it provisioned by a WaitForFirstConsumer class (nobody ever mounts it).
-                c.ANNOTATION_SELECTED_NODE: inputs.node,
-            },
-        },
-        "spec": {
-            "accessModes": ["ReadWriteOnce"],
-            "storageClassName": inputs.parent_storage_class,
-            "dataSource": {
-                "apiGroup": c.SNAPSHOT_API_GROUP,
-                "kind": "VolumeSnapshot",
-                "name": snap_name,
-            },
-            # OpenEBS ZFS restores only at exactly the snapshot's size.
-            "resources": {"requests": {"storage": snapshot.restore_size or inputs.size}},
-        },
-    }
+    return _claim(
+        inputs,
+        name,
+        labels=parent_labels(inputs.cache, gen),
+        # The node's class places it by allowedTopologies; the selected-node annotation also
+        # gets it provisioned by a WaitForFirstConsumer class (nobody ever mounts it).
+        token=(c.ANNOTATION_PROMOTE_TOKEN, inputs.promote),
+        storage_class=inputs.parent_storage_class,
+        source=(c.SNAPSHOT_API_GROUP, "VolumeSnapshot", snap_name),
+        # OpenEBS ZFS restores only at exactly the snapshot's size.
+        size=snapshot.restore_size or inputs.size,
+    )
 
 
 def builder_volume(inputs: PromotionInputs, name: str, parent: Claim) -> JsonDict:
     """Builder volume ``name``: a clone of the current parent ``parent``."""
+    return _claim(
+        inputs,
+        name,
+        labels=builder_labels(inputs.cache),
+        token=(c.ANNOTATION_RESET_TOKEN, inputs.reset_builder),
+        # A PVC clone must be in its source's StorageClass (CSI external-provisioner) and
+        # request exactly its size (OpenEBS ZFS).
+        storage_class=parent.storage_class or inputs.parent_storage_class,
+        source=("", "PersistentVolumeClaim", parent.name),
+        size=parent.storage or inputs.size,
+    )
+
+
+def _claim(
+    inputs: PromotionInputs,
+    name: str,
+    *,
+    labels: dict[str, str],
+    token: tuple[str, str | None],
+    storage_class: str,
+    source: tuple[str, str, str],
+    size: str,
+) -> JsonDict:
+    """A claim on the cache's node, cloned or restored from ``source`` (apiGroup, kind,
+    name), annotated with the token that made it (a re-run adopts it only for that token)."""
+    api_group, kind, source_name = source
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
         "metadata": {
             "name": name,
             "namespace": inputs.namespace,
-            "labels": builder_labels(inputs.cache),
-            "annotations": {
-                c.ANNOTATION_RESET_TOKEN: inputs.reset_builder or "",
-                c.ANNOTATION_SELECTED_NODE: inputs.node,
-            },
+            "labels": labels,
+            "annotations": {token[0]: token[1] or "", c.ANNOTATION_SELECTED_NODE: inputs.node},
         },
         "spec": {
             "accessModes": ["ReadWriteOnce"],
-            # A PVC clone must be in its source's StorageClass (CSI external-provisioner)
-            # and request exactly its size (OpenEBS ZFS).
-            "storageClassName": parent.storage_class or inputs.parent_storage_class,
-            "dataSource": {
-                "apiGroup": "",
-                "kind": "PersistentVolumeClaim",
-                "name": parent.name,
-            },
-            "resources": {"requests": {"storage": parent.storage or inputs.size}},
+            "storageClassName": storage_class,
+            "dataSource": {"apiGroup": api_group, "kind": kind, "name": source_name},
+            "resources": {"requests": {"storage": size}},
         },
     }
 

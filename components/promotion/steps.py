@@ -400,15 +400,8 @@ def _clear_leftovers(
 
 def _wait_snapshot(run: Run, name: str, builder: str) -> Snapshot:
     inputs = run.inputs
-    last: list[Snapshot | None] = [None]
 
-    def probe() -> Snapshot | None:
-        snap = run.cluster.snapshot(name)
-        last[0] = snap
-        return snap if snap is not None and snap.ready and snap.restore_size else None
-
-    def explain() -> str:
-        snap = last[0]
+    def explain(snap: Snapshot | None) -> str:
         state = (
             "missing" if snap is None else f"readyToUse={snap.ready}, error: {snap.error or 'none'}"
         )
@@ -420,23 +413,19 @@ def _wait_snapshot(run: Run, name: str, builder: str) -> Snapshot:
             "snapshot is adopted, not retaken"
         )
 
-    try:
-        return run.wait(probe, explain)
-    except WaitTimeoutError as exc:
-        raise SnapshotNotReadyError(str(exc)) from None
+    return _wait_until(
+        run,
+        lambda: run.cluster.snapshot(name),
+        lambda snap: snap.ready and bool(snap.restore_size),
+        explain,
+        SnapshotNotReadyError,
+    )
 
 
 def _wait_bound(run: Run, name: str, what: str) -> Claim:
     inputs = run.inputs
-    last: list[Claim | None] = [None]
 
-    def probe() -> Claim | None:
-        claim = run.cluster.claim(name)
-        last[0] = claim
-        return claim if claim is not None and claim.bound else None
-
-    def explain() -> str:
-        claim = last[0]
+    def explain(claim: Claim | None) -> str:
         events = "; ".join(run.cluster.events_about(name)[-3:]) or "no warning events"
         state = "missing" if claim is None else f"phase {claim.phase}"
         return (
@@ -447,10 +436,29 @@ def _wait_bound(run: Run, name: str, what: str) -> Claim:
             "`pulumi up` again to resume: the claim is adopted, not recreated"
         )
 
+    return _wait_until(
+        run, lambda: run.cluster.claim(name), lambda claim: claim.bound, explain, CloneNotBoundError
+    )
+
+
+def _wait_until(
+    run: Run,
+    read: Callable[[], T | None],
+    ready: Callable[[T], bool],
+    explain: Callable[[T | None], str],
+    error: type[PromotionError],
+) -> T:
+    """Read until ``ready``; on timeout raise ``error`` explaining the last read."""
+    last: list[T | None] = [None]
+
+    def probe() -> T | None:
+        last[0] = found = read()
+        return found if found is not None and ready(found) else None
+
     try:
-        return run.wait(probe, explain)
+        return run.wait(probe, lambda: explain(last[0]))
     except WaitTimeoutError as exc:
-        raise CloneNotBoundError(str(exc)) from None
+        raise error(str(exc)) from None
 
 
 def _swap(run: Run, new: Pointer, version: str) -> str:
