@@ -7,9 +7,10 @@
 #   scripts/toolchain.sh [env] TOOL...
 #                                   the same for some tools only, out of:
 #                                   pulumi (CLI, Python language host, shims)
-#                                   pulumi-kubernetes (plugin: test double)
+#                                   pulumi-kubernetes (the provider plugin)
 #                                   kubernetes (kube-apiserver, kubectl,
-#                                   kube-controller-manager) etcd actionlint
+#                                   kube-controller-manager, kube-scheduler,
+#                                   kubelet) etcd actionlint
 #                                   csi-provisioner external-snapshotter
 #                                   (snapshot-controller, csi-snapshotter and
 #                                   the VolumeSnapshot CRDs) csi-spec (the
@@ -64,6 +65,10 @@ command -v go >/dev/null || die "the Go toolchain is needed (go not on PATH)"
 command -v python3 >/dev/null || die "python3 (3.11+, for tomllib) is needed to read pyproject.toml"
 command -v flock >/dev/null || die "flock (util-linux) is needed to lock the cache"
 
+# The provider plugin is installed with the pinned CLI, so it needs that too.
+if [[ " ${tools[*]} " == *" pulumi-kubernetes "* && " ${tools[*]} " != *" pulumi "* ]]; then
+    tools=(pulumi "${tools[@]}")
+fi
 # PIN_PULUMI PIN_PULUMI_KUBERNETES PIN_PULUMI_COMMAND PIN_KUBERNETES PIN_ETCD
 # PIN_ACTIONLINT, and PIN_PULUMI_LANGUAGE_PYTHON (empty unless pinned apart)
 pins=$(python3 "$HELPERS/pins.py" "$ROOT/pyproject.toml") || die "cannot read the pins from pyproject.toml"
@@ -320,12 +325,30 @@ build_pulumi_dist() {
     done
 }
 
+PULUMI_KUBERNETES_MODULE=github.com/pulumi/pulumi-kubernetes/provider/v4
+
 build_pulumi_kubernetes() {
-    # The Go module proxy serves no github.com/pulumi/pulumi-kubernetes module
-    # (403 at every version), so the plugin is this repository's test double
-    # of it (tools/k8s-provider/README.md), built from served modules.
-    local work=$1
-    "$ROOT/tools/k8s-provider/build.sh" "$work/out/bin"
+    # The real provider plugin, built as upstream's release does: the module's
+    # cmd/pulumi-resource-kubernetes, with the schema and Terraform mapping
+    # embedded the way its generate.go writes them (schema version set to the
+    # pin).  The module's go.mod replaces sdk/v4 with ../sdk, which is not in
+    # its zip; dropping the replace uses the sdk/v4 release it requires.
+    local work=$1 src got
+    src=$(module_dir "$PULUMI_KUBERNETES_MODULE" "$PIN_PULUMI_KUBERNETES_MODULE") || {
+        echo "the real provider plugin comes from $PULUMI_KUBERNETES_MODULE@$PIN_PULUMI_KUBERNETES_MODULE"
+        return 1
+    }
+    writable_copy "$src" "$work/src"
+    cd "$work/src"
+    go mod edit -dropreplace github.com/pulumi/pulumi-kubernetes/sdk/v4
+    (cd cmd/pulumi-resource-kubernetes && VERSION=$PIN_PULUMI_KUBERNETES go run ./generate.go)
+    "${GOBUILD[@]}" -ldflags "-s -w -X $PULUMI_KUBERNETES_MODULE/pkg/version.Version=$PIN_PULUMI_KUBERNETES" \
+        -o "$work/out/bin/pulumi-resource-kubernetes" ./cmd/pulumi-resource-kubernetes
+    # The plugin answers GetPluginInfo with its version; the schema says it too.
+    got=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' \
+        cmd/pulumi-resource-kubernetes/schema-embed.json)
+    echo "embedded schema version: $got"
+    [[ $got == "$PIN_PULUMI_KUBERNETES" ]] || { echo "schema says $got, want $PIN_PULUMI_KUBERNETES"; return 1; }
 }
 
 build_kubernetes() {
@@ -346,9 +369,9 @@ build_kubernetes() {
         ld+=" -X $pkg.gitVersion=v$PIN_KUBERNETES -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
         ld+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=${date:-1970-01-01T00:00:00Z}"
     done
-    # kubectl and kube-controller-manager share most packages with the
-    # apiserver, so they add little once it is built.
-    for cmd in kube-apiserver kubectl kube-controller-manager; do
+    # kubectl, the controller-manager, the scheduler and the kubelet share most
+    # packages with the apiserver, so they add little once it is built.
+    for cmd in kube-apiserver kubectl kube-controller-manager kube-scheduler kubelet; do
         "${GOBUILD[@]}" -ldflags "$ld" -o "$work/out/bin/$cmd" "./cmd/$cmd"
     done
     "$work/out/bin/kube-apiserver" --version
@@ -528,8 +551,8 @@ fi
 install_plugin() {
     local name=$1 version=$2 binary=$3 cli
     local dir=$PULUMI_HOME_DIR/plugins/resource-$name-v$version
-    # The marker names the cache entry the installed binary came from: a rebuilt
-    # plugin of the same version (the double's sources changed) is reinstalled.
+    # The marker names the cache entry the installed binary came from: a plugin
+    # of the same version from another cache entry is reinstalled.
     local marker=$PULUMI_HOME_DIR/plugins/.resource-$name-v$version.source
     if [[ -d $dir && ! -e $dir.partial && $(cat "$marker" 2>/dev/null) == "$binary" ]]; then
         log "plugin resource $name v$version installed"
@@ -550,11 +573,8 @@ install_plugin() {
 }
 
 if wanted pulumi-kubernetes; then
-    # Keyed by the double's sources too: any change to them rebuilds it.
-    double_hash=$(cd "$ROOT" && find tools/k8s-provider -type f \( -name '*.go' -o -name go.mod \
-        -o -name go.sum -o -name build.sh \) | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-12)
-    key=pulumi-resource-kubernetes-v$PIN_PULUMI_KUBERNETES-double-$double_hash
-    ensure "$key" "pulumi-resource-kubernetes v$PIN_PULUMI_KUBERNETES (test double)" "2 min" \
+    key=pulumi-resource-kubernetes-v$PIN_PULUMI_KUBERNETES
+    ensure "$key" "pulumi-resource-kubernetes v$PIN_PULUMI_KUBERNETES ($PULUMI_KUBERNETES_MODULE)" "20 min" \
         build_pulumi_kubernetes bin/pulumi-resource-kubernetes
     if complete "$key" bin/pulumi-resource-kubernetes; then
         install_plugin kubernetes "$PIN_PULUMI_KUBERNETES" "$CACHE/$key/bin/pulumi-resource-kubernetes"
@@ -566,12 +586,15 @@ fi
 
 if wanted kubernetes; then
     key=kubernetes-v$PIN_KUBERNETES
-    ensure "$key" "kube-apiserver, kubectl, kube-controller-manager v$PIN_KUBERNETES" "5 min" \
-        build_kubernetes bin/kube-apiserver bin/kubectl bin/kube-controller-manager
+    ensure "$key" "kube-apiserver, kubectl, kube-controller-manager, kube-scheduler, kubelet v$PIN_KUBERNETES" "8 min" \
+        build_kubernetes bin/kube-apiserver bin/kubectl bin/kube-controller-manager \
+        bin/kube-scheduler bin/kubelet
     bin_path+=("$CACHE/$key/bin")
     exports+=("KUBE_APISERVER_BIN=$CACHE/$key/bin/kube-apiserver"
         "KUBECTL_BIN=$CACHE/$key/bin/kubectl"
-        "KUBE_CONTROLLER_MANAGER_BIN=$CACHE/$key/bin/kube-controller-manager")
+        "KUBE_CONTROLLER_MANAGER_BIN=$CACHE/$key/bin/kube-controller-manager"
+        "KUBE_SCHEDULER_BIN=$CACHE/$key/bin/kube-scheduler"
+        "KUBELET_BIN=$CACHE/$key/bin/kubelet")
 fi
 if wanted etcd; then
     ensure "etcd-v$PIN_ETCD" "etcd v$PIN_ETCD" "1 min" build_etcd bin/etcd

@@ -18,6 +18,7 @@ from pathlib import Path
 
 VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
 DEBIAN_VERSION = re.compile(r"^[0-9][0-9A-Za-z.~]*-[0-9A-Za-z.+~]+$")
+PSEUDO_VERSION = re.compile(r"^v[0-9]+\.[0-9]+\.[0-9]+-[0-9]{14}-[0-9a-f]{12}$")
 
 # shell variable -> where the pin lives
 SDK_PINS = {
@@ -79,6 +80,17 @@ def main(pyproject: Path) -> int:
         )
     else:
         out.append(f"PIN_ZFS_FUSE={zfs_fuse}")
+    # The Go module that holds the pulumi-kubernetes provider at the SDK pin:
+    # upstream tags it vX.Y.Z but the proxy serves the tagged commit only as a
+    # pseudo-version of provider/v4.
+    module = tools.get("pulumi-kubernetes-provider-module", "")
+    if not (isinstance(module, str) and PSEUDO_VERSION.match(module)):
+        errors.append(
+            "[tool.arc-zfs-cache.toolchain] pulumi-kubernetes-provider-module = "
+            f"{module!r} is not a Go pseudo-version (v4.0.0-YYYYMMDDhhmmss-<commit>)"
+        )
+    else:
+        out.append(f"PIN_PULUMI_KUBERNETES_MODULE={module}")
     if errors:
         for error in errors:
             print(f"toolchain: {pyproject}: {error}", file=sys.stderr)

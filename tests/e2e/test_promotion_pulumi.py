@@ -3,8 +3,8 @@ nothing; ``up`` promotes, repoints every hook ConfigMap, and collects after the 
 
 Two programs: a focused one holding only a CachePromotion (tests/e2e/promotion_program.py:
 no Kubernetes provider plugin involved), and this repository's whole program with the
-``local`` stack settings (its Kubernetes provider plugin is the toolchain's, i.e. the
-repository's test double in tools/k8s-provider).
+``local`` stack settings (its Kubernetes provider plugin is the toolchain's: the upstream
+pulumi-resource-kubernetes at the pinned version).
 
 Grace periods are at least 5 minutes by config; instead of waiting, the harness moves the
 ``superseded-at`` stamp into the past (what waiting would have done).

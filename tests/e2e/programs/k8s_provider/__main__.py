@@ -1,6 +1,6 @@
 """Every kind of object arc-zfs-cache declares, through the Kubernetes provider plugin.
 
-Driven by tests/e2e/test_k8s_provider.py. Stack config (namespace ``k8s-provider-double``):
+Driven by tests/e2e/test_k8s_provider.py. Stack config:
 
 - ``kubeconfig`` (path), ``namespace``: where everything goes;
 - ``chart``: path of the local gha-runner-scale-set chart;
@@ -21,7 +21,7 @@ cfg = pulumi.Config()
 ns_name = cfg.require("namespace")
 stage = cfg.get("stage") or "full"
 variant = cfg.get_int("variant") or 1
-labels = {"app.kubernetes.io/part-of": "k8s-provider-double", "variant": str(variant)}
+labels = {"app.kubernetes.io/part-of": "k8s-provider-e2e", "variant": str(variant)}
 
 provider = k8s.Provider(
     "cluster",
