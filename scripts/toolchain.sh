@@ -59,16 +59,16 @@ fi
 for t in "${tools[@]}"; do
     [[ " ${ALL_TOOLS[*]} " == *" $t "* ]] || die "unknown tool '$t' (known: ${ALL_TOOLS[*]})"
 done
+# The provider plugin is installed with the pinned CLI, so it needs that too.
+if [[ " ${tools[*]} " == *" pulumi-kubernetes "* && " ${tools[*]} " != *" pulumi "* ]]; then
+    tools=(pulumi "${tools[@]}")
+fi
 wanted() { [[ " ${tools[*]} " == *" $1 "* ]]; }
 
 command -v go >/dev/null || die "the Go toolchain is needed (go not on PATH)"
 command -v python3 >/dev/null || die "python3 (3.11+, for tomllib) is needed to read pyproject.toml"
 command -v flock >/dev/null || die "flock (util-linux) is needed to lock the cache"
 
-# The provider plugin is installed with the pinned CLI, so it needs that too.
-if [[ " ${tools[*]} " == *" pulumi-kubernetes "* && " ${tools[*]} " != *" pulumi "* ]]; then
-    tools=(pulumi "${tools[@]}")
-fi
 # PIN_PULUMI PIN_PULUMI_KUBERNETES PIN_PULUMI_COMMAND PIN_KUBERNETES PIN_ETCD
 # PIN_ACTIONLINT, and PIN_PULUMI_LANGUAGE_PYTHON (empty unless pinned apart)
 pins=$(python3 "$HELPERS/pins.py" "$ROOT/pyproject.toml") || die "cannot read the pins from pyproject.toml"
