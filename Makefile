@@ -18,7 +18,7 @@ export KUBECONFIG := $(LOCAL_CLUSTER_DIR)/kubeconfig
 endif
 TOOLCHAIN_ENV = eval "$$(scripts/toolchain.sh env)"
 
-.PHONY: help deps toolchain check lint unit e2e test up preview destroy down bench
+.PHONY: help deps toolchain node-packages check lint unit e2e test up preview destroy down bench
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ deps: $(VENV)/.deps ## Create .venv with the pinned Python packages
 toolchain: ## Build or reuse the Pulumi CLI, plugins, kube-apiserver, etcd (cached, keyed by version)
 	scripts/toolchain.sh
 
+node-packages: ## Install the local node's Debian packages (containerd, runc, CNI plugins; as root)
+	scripts/node-packages.sh
+
 check: deps ## Check every stack's config offline (no cluster, no engine)
 	$(PY) -m components.config Pulumi.*.yaml
 
@@ -45,16 +48,21 @@ lint: deps ## ruff, mypy (strict) and the layer contracts of .importlinter
 unit: deps ## Fast unit tier (Pulumi mocks, policies called directly; actionlint on the workflows)
 	eval "$$(scripts/toolchain.sh env actionlint)"; $(PY) -m pytest -q -m "not e2e" --ignore=tests/e2e
 
-e2e: deps ## e2e and oracle tiers: real Pulumi engine against a local kube-apiserver
+e2e: deps ## e2e and oracle tiers: real Pulumi engine against a local kube-apiserver (and node)
+	scripts/node-packages.sh
 	$(TOOLCHAIN_ENV); $(PY) -m pytest -q tests/e2e
 
 test: deps ## Every test tier: config check, lint, unit, e2e, oracle
 	$(MAKE) --no-print-directory check lint
+	scripts/node-packages.sh
 	$(TOOLCHAIN_ENV); $(PY) -m pytest -q
 
 up: deps ## Deploy STACK (default: local, which starts a local control plane first)
 	$(TOOLCHAIN_ENV); \
-	if [ "$(STACK)" = local ]; then $(PY) -m localcluster --state-dir "$(LOCAL_CLUSTER_DIR)" up; fi; \
+	if [ "$(STACK)" = local ]; then \
+	  scripts/node-packages.sh; \
+	  $(PY) -m localcluster --state-dir "$(LOCAL_CLUSTER_DIR)" up; \
+	fi; \
 	mkdir -p .state; \
 	pulumi stack select --create "$(STACK)" --non-interactive; \
 	pulumi up --yes --non-interactive --stack "$(STACK)"; \

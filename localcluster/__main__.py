@@ -1,9 +1,11 @@
 """``python -m localcluster up|down|status|kubeconfig``: the local cluster as background processes.
 
 ``up`` starts the control plane (etcd, kube-apiserver, kube-controller-manager when the
-toolchain has it) and the storage simulator as detached processes with pidfiles in the
-state directory (default ``<repo>/.local-cluster``, gitignored), prints the ``kubectl``
-line to look at it and returns; they keep running until ``down``, which stops them all.
+toolchain has it), the storage simulator, the node (kube-scheduler, containerd, kubelet:
+:mod:`localcluster.node`) and the ARC controller double (:mod:`localcluster.arc_double`) as
+detached processes with pidfiles in the state directory (default ``<repo>/.local-cluster``,
+gitignored), prints the ``kubectl`` line to look at it and returns; they keep running until
+``down``, which stops them all.
 ``make up`` uses it for the ``local`` stack.
 """
 
@@ -18,15 +20,44 @@ from pathlib import Path
 from typing import Final
 
 from localcluster.controlplane import LocalControlPlane
+from localcluster.node import LocalNode, NodeUnavailableError
 from localcluster.processes import ManagedProcess
-from localcluster.toolchain import FIX_COMMAND, ToolchainMissingError
+from localcluster.toolchain import FIX_COMMAND, ToolchainMissingError, find_binaries
 
 __all__ = ["DEFAULT_STATE_DIR", "kubectl_line", "main"]
 
 REPO: Final = Path(__file__).resolve().parent.parent
 DEFAULT_STATE_DIR: Final = REPO / ".local-cluster"
 _SIMULATOR: Final = "storage-simulator"
-_OVERVIEW_KINDS: Final = "autoscalingrunnersets,persistentvolumeclaims,volumesnapshots,zfsvolumes"
+_ARC_DOUBLE: Final = "arc-controller-double"
+_OVERVIEW_KINDS: Final = (
+    "nodes,pods,autoscalingrunnersets,persistentvolumeclaims,volumesnapshots,zfsvolumes"
+)
+
+
+def _arc_double_process(plane: LocalControlPlane) -> ManagedProcess:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return ManagedProcess(
+        name=_ARC_DOUBLE,
+        argv=[
+            sys.executable,
+            "-m",
+            "localcluster.arc_double",
+            f"--kubeconfig={plane.kubeconfig_for('arc-double')}",
+            f"--state-dir-marker={plane.state_dir}",
+        ],
+        log_path=plane.state_dir / "logs" / f"{_ARC_DOUBLE}.log",
+        pid_path=plane.state_dir / "run" / f"{_ARC_DOUBLE}.pid",
+        marker=str(plane.state_dir),
+        env=env,
+        cwd=REPO,
+    )
+
+
+def _node(plane: LocalControlPlane) -> LocalNode:
+    binaries = find_binaries()
+    return LocalNode(plane, kubelet=binaries.kubelet, scheduler=binaries.kube_scheduler)
 
 
 def _simulator_process(plane: LocalControlPlane) -> ManagedProcess:
@@ -68,6 +99,17 @@ def up(state_dir: Path) -> int:
         simulator = _simulator_process(plane)
         if not simulator.alive():
             simulator.start(detached=True)
+        node = _node(plane)
+        if not all(node.status().values()):
+            print(
+                "error: the local cluster runs without its node; restart it: "
+                "python -m localcluster down && python -m localcluster up",
+                file=sys.stderr,
+            )
+            return 1
+        arc = _arc_double_process(plane)
+        if not arc.alive():
+            arc.start(detached=True)
         print(f"local cluster already running in {plane.state_dir}")
         print(kubectl_line(plane.kubeconfig))
         return 0
@@ -75,9 +117,21 @@ def up(state_dir: Path) -> int:
     plane.start()
     simulator = _simulator_process(plane)
     simulator.start(detached=True)
+    node = _node(plane)
+    try:
+        node.start()
+    except NodeUnavailableError as exc:
+        simulator.stop()
+        plane.stop()
+        print(f"error: the local node cannot run pods: {exc}", file=sys.stderr)
+        return 1
+    arc = _arc_double_process(plane)
+    arc.start(detached=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if not simulator.alive():
+            node.stop()
+            arc.stop()
             plane.stop()
             print(
                 f"error: the storage simulator exited; log {simulator.log_path}:\n"
@@ -90,8 +144,8 @@ def up(state_dir: Path) -> int:
         time.sleep(0.1)
     manager = "with" if plane.controller_manager else "without"
     print(
-        f"local cluster up in {plane.startup_seconds:.1f}s ({manager} kube-controller-manager), "
-        f"state in {plane.state_dir}"
+        f"local cluster up in {plane.startup_seconds:.1f}s ({manager} kube-controller-manager; "
+        f"node {node.startup_seconds or 0:.1f}s), state in {plane.state_dir}"
     )
     print(f"API server {plane.server}; kubeconfig {plane.kubeconfig} (context arc-zfs-cache-local)")
     print("look at it with:")
@@ -104,11 +158,25 @@ def up(state_dir: Path) -> int:
 def down(state_dir: Path, *, purge: bool) -> int:
     """Stop the simulator and the control plane; with ``purge`` delete the state too."""
     plane = LocalControlPlane.attach(state_dir)
+    arc = _arc_double_process(plane)
+    arc_stopped = arc.stop()
+    node = LocalNode(plane)
+    node_error = ""
+    try:
+        node.stop()
+    except NodeUnavailableError as exc:
+        node_error = str(exc)
     simulator = _simulator_process(plane)
     stopped = simulator.stop()
     plane.stop()
     if not stopped:
         print(f"error: could not stop the storage simulator (pid {simulator.pid})", file=sys.stderr)
+        return 1
+    if not arc_stopped:
+        print(f"error: could not stop the ARC controller double (pid {arc.pid})", file=sys.stderr)
+        return 1
+    if node_error:
+        print(f"error: the local node: {node_error}", file=sys.stderr)
         return 1
     if purge:
         shutil.rmtree(plane.state_dir, ignore_errors=True)
@@ -123,6 +191,8 @@ def status(state_dir: Path) -> int:
     if not plane.controller_manager:
         states.pop("kube-controller-manager", None)
     states[_SIMULATOR] = _simulator_process(plane).alive()
+    states.update(LocalNode(plane).status())
+    states[_ARC_DOUBLE] = _arc_double_process(plane).alive()
     for name, alive in states.items():
         print(f"{name:24} {'running' if alive else 'stopped'}")
     if all(states.values()):

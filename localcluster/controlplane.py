@@ -9,7 +9,8 @@ audit log), installs the CRD fixtures and stops cleanly, leaving no process behi
 
 What there is no process for, and what that means for tests:
 
-* No kubelet and no kube-scheduler: pods stay Pending and never run. A test "schedules"
+* No kubelet and no kube-scheduler (unless :class:`localcluster.node.LocalNode` adds them): pods
+  stay Pending and never run. A test "schedules"
   a pod with :meth:`localcluster.kube.Kube.bind_pod` (what the scheduler does); the
   storage simulator finishes the deletion of pods that have a node, as a kubelet would.
   Workloads never become ready, so anything that waits for readiness (Deployments,
@@ -54,9 +55,13 @@ from localcluster.toolchain import Binaries, find_binaries
 
 __all__ = [
     "ADMIN",
+    "APISERVER_KUBELET_CLIENT",
+    "ARC_DOUBLE",
     "CONTEXT",
     "CONTROLLER_MANAGER",
     "HARNESS",
+    "KUBELET",
+    "SCHEDULER",
     "SIMULATOR",
     "ControlPlaneError",
     "LocalControlPlane",
@@ -72,18 +77,36 @@ HARNESS: Final = ClientIdentity("arc-zfs-cache:harness", ("system:masters",))
 SIMULATOR: Final = ClientIdentity("arc-zfs-cache:storage-simulator", ("system:masters",))
 #: kube-controller-manager (one identity for all controllers: no per-controller accounts).
 CONTROLLER_MANAGER: Final = ClientIdentity("system:kube-controller-manager", ("system:masters",))
+#: kube-scheduler, under the default RBAC roles of ``system:kube-scheduler`` (localcluster.node).
+SCHEDULER: Final = ClientIdentity("system:kube-scheduler", ())
+#: The kubelet of the local node, under the Node authorizer and NodeRestriction.
+KUBELET: Final = ClientIdentity("system:node:local-zfs-node", ("system:nodes",))
+#: The API server's identity towards kubelets (logs, exec).
+APISERVER_KUBELET_CLIENT: Final = ClientIdentity(
+    "kube-apiserver-kubelet-client", ("system:masters",)
+)
+#: The ARC controller test double (localcluster.arc_double): a controller, not the program.
+ARC_DOUBLE: Final = ClientIdentity("arc-zfs-cache:arc-controller-double", ("system:masters",))
 
 _IDENTITIES: Final = {
     "admin": ADMIN,
     "harness": HARNESS,
     "simulator": SIMULATOR,
     "controller-manager": CONTROLLER_MANAGER,
+    "scheduler": SCHEDULER,
+    "kubelet": KUBELET,
+    "apiserver-kubelet-client": APISERVER_KUBELET_CLIENT,
+    "arc-double": ARC_DOUBLE,
 }
 _KUBECONFIG_FILES: Final = {
     "admin": "kubeconfig",
     "harness": "harness.kubeconfig",
     "simulator": "storage-simulator.kubeconfig",
     "controller-manager": "controller-manager.kubeconfig",
+    "scheduler": "scheduler.kubeconfig",
+    "kubelet": "kubelet.kubeconfig",
+    "apiserver-kubelet-client": "apiserver-kubelet-client.kubeconfig",
+    "arc-double": "arc-double.kubeconfig",
 }
 _ADMISSION_PLUGINS: Final = (
     "NamespaceLifecycle",
@@ -95,6 +118,7 @@ _ADMISSION_PLUGINS: Final = (
     "RuntimeClass",
     "Priority",
     "PodSecurity",
+    "NodeRestriction",
     "StorageObjectInUseProtection",
     "MutatingAdmissionWebhook",
     "ValidatingAdmissionPolicy",
@@ -118,6 +142,10 @@ _CONTROLLERS: Final = (
     "job-controller",
     "statefulset-controller",
     "daemonset-controller",
+    # Lifts the node's not-ready taint once its kubelet reports Ready (localcluster.node).
+    "node-lifecycle-controller",
+    # Collects the Jobs of container steps (hook 0.7 sets ttlSecondsAfterFinished).
+    "ttl-after-finished-controller",
 )
 _AUDIT_POLICY: Final = {
     "apiVersion": "audit.k8s.io/v1",
@@ -184,6 +212,8 @@ class LocalControlPlane:
                 CONTROLLER_MANAGER.user,
                 "system:apiserver",
                 "system:kube-scheduler",
+                KUBELET.user,
+                ARC_DOUBLE.user,
             ],
             sync=self._audit_sync,
         )
@@ -410,7 +440,12 @@ class LocalControlPlane:
             f"--tls-private-key-file={pki.serving_key}",
             f"--client-ca-file={pki.ca_cert}",
             "--anonymous-auth=false",
-            "--authorization-mode=RBAC",
+            # Node: the local node's kubelet sees only its own pods' secrets and volumes.
+            "--authorization-mode=Node,RBAC",
+            f"--kubelet-client-certificate={pki.client_cert(APISERVER_KUBELET_CLIENT)}",
+            f"--kubelet-client-key={pki.client_key(APISERVER_KUBELET_CLIENT)}",
+            # The kubelet registers --node-ip 127.0.0.1; nothing resolves node names here.
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
             f"--service-account-key-file={pki.service_account_pub}",
             f"--service-account-signing-key-file={pki.service_account_key}",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",

@@ -15,7 +15,9 @@ from lightkube import Client
 from localcluster.audit import AuditEvent, AuditLog, AuditMark
 from localcluster.controlplane import LocalControlPlane
 from localcluster.kube import Kube
+from localcluster.node import LocalNode
 from localcluster.storage_sim import SimulatorConfig, StorageSimulator
+from localcluster.toolchain import find_binaries
 
 __all__ = ["LocalCluster"]
 
@@ -25,6 +27,11 @@ class LocalCluster:
 
     ``controller_manager`` forces kube-controller-manager on or off (default: on when the
     toolchain has it); without it the simulator plays the core controllers too.
+
+    ``node=True`` adds kube-scheduler and a real kubelet on containerd
+    (:class:`~localcluster.node.LocalNode`, node ``local-zfs-node``): pods then really run,
+    and ``start`` fails with :class:`~localcluster.node.NodeUnavailableError` (one line) if
+    the machine cannot run them. Without it there is no scheduler and no kubelet.
 
     ``kubeconfig`` is the code under test's (context ``arc-zfs-cache-local``);
     ``client()``/``kube()`` act as the harness, whose requests the audit assertions ignore.
@@ -36,10 +43,13 @@ class LocalCluster:
         config: SimulatorConfig | None = None,
         *,
         controller_manager: bool | None = None,
+        node: bool = False,
     ) -> None:
         self.control_plane = LocalControlPlane(state_dir, controller_manager=controller_manager)
         self._simulator_config = config
         self.simulator: StorageSimulator | None = None
+        self._want_node = node
+        self.node: LocalNode | None = None
 
     def __enter__(self) -> LocalCluster:
         return self.start()
@@ -61,7 +71,19 @@ class LocalCluster:
         try:
             self.simulator = StorageSimulator(self.control_plane.simulator_kubeconfig, config)
             self.simulator.start()
+            if self._want_node:
+                binaries = find_binaries()
+                self.node = LocalNode(
+                    self.control_plane,
+                    kubelet=binaries.kubelet,
+                    scheduler=binaries.kube_scheduler,
+                )
+                self.node.start()
         except BaseException:
+            self.node = None
+            if self.simulator is not None:
+                self.simulator.stop()
+                self.simulator = None
             self.control_plane.stop()
             raise
         return self
@@ -79,7 +101,17 @@ class LocalCluster:
         return self.simulator.start()
 
     def stop(self) -> None:
-        """Stop the simulator, then the control plane (raises if a process survives)."""
+        """Stop the node, the simulator, then the control plane (raises if a process survives)."""
+        if self.node is not None:
+            node, self.node = self.node, None
+            try:
+                node.stop()
+            except BaseException:
+                if self.simulator is not None:
+                    self.simulator.stop()
+                    self.simulator = None
+                self.control_plane.stop()
+                raise
         if self.simulator is not None:
             self.simulator.stop()
             self.simulator = None

@@ -32,6 +32,10 @@ class Binaries:
     kube_apiserver: Path
     etcd: Path
     kube_controller_manager: Path | None
+    #: The local node's (localcluster.node): KUBE_SCHEDULER_BIN / KUBELET_BIN, or beside
+    #: kube-apiserver.
+    kube_scheduler: Path | None = None
+    kubelet: Path | None = None
 
 
 def _lookup(env_var: str, program: str) -> Path | None:
@@ -65,4 +69,20 @@ def find_binaries() -> Binaries:
         sibling = apiserver.parent / "kube-controller-manager"
         if sibling.is_file() and os.access(sibling, os.X_OK):
             manager = sibling
-    return Binaries(kube_apiserver=apiserver, etcd=etcd, kube_controller_manager=manager)
+    found: dict[str, Path | None] = {}
+    for env_var, program in (
+        ("KUBE_SCHEDULER_BIN", "kube-scheduler"),
+        ("KUBELET_BIN", "kubelet"),
+    ):
+        path = _lookup(env_var, program)
+        sibling = apiserver.parent / program
+        if path is None and sibling.is_file() and os.access(sibling, os.X_OK):
+            path = sibling
+        found[program] = path
+    return Binaries(
+        kube_apiserver=apiserver,
+        etcd=etcd,
+        kube_controller_manager=manager,
+        kube_scheduler=found["kube-scheduler"],
+        kubelet=found["kubelet"],
+    )
