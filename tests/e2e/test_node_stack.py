@@ -1,0 +1,144 @@
+"""The shipped ``local`` stack (Pulumi.local.yaml) on the local node, with the ARC controller double.
+
+What a user meets after ``make up``: the controller's pod runs, and the listener pod of every
+scale set runs in the controller's namespace (``restricted``), built as the real controller
+builds it from the AutoscalingRunnerSet's ``listenerTemplate``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import yaml
+from lightkube import ApiError, Client
+from lightkube.resources.core_v1 import Pod
+
+from localcluster.arc_double import (
+    ArcControllerDouble,
+    AutoscalingRunnerSet,
+    EphemeralRunner,
+    listener_name,
+    request_runners,
+)
+from localcluster.harness import LocalCluster
+from tests.e2e.pulumi_cli import ROOT, PulumiProject
+
+pytestmark = pytest.mark.e2e
+
+T = TypeVar("T")
+TOKEN = "ghp_e2eNodeStackToken0123456789abcdef"
+
+
+def wait_for(what: str, check: Callable[[], T | None], timeout: float = 120.0) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def local_stack_config() -> dict[str, Any]:
+    document = yaml.safe_load((ROOT / "Pulumi.local.yaml").read_text())
+    config = {k.partition(":")[2]: v for k, v in document["config"].items()}
+    del config["github"]["credentials"]["token"]
+    return config
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    cluster = LocalCluster(tmp_path_factory.mktemp("node-stack"), node=True)
+    cluster.start()
+    double = ArcControllerDouble(cluster.control_plane.kubeconfig_for("arc-double"), interval=0.5)
+    double.start()
+    try:
+        yield cluster
+    finally:
+        double.stop()
+        cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    project = PulumiProject.create(
+        tmp_path_factory.mktemp("node-stack-program"), Path(cluster.kubeconfig), stack="local"
+    )
+    project.set_config(local_stack_config(), {"github.credentials.token": TOKEN})
+    project.up()
+    yield project
+    project.destroy(check=False)
+
+
+def phase(client: Client, namespace: str, name: str) -> str:
+    try:
+        pod = client.get(Pod, name, namespace=namespace)
+    except ApiError:
+        return ""
+    return str(pod.status.phase if pod.status else "")
+
+
+def test_controller_and_every_listener_pod_run(cluster: LocalCluster, stack: Any) -> None:
+    client = cluster.client()
+    controller = wait_for(
+        "the controller's pod",
+        lambda: next(
+            iter(
+                client.list(
+                    Pod, namespace="*", labels={"app.kubernetes.io/name": "gha-rs-controller"}
+                )
+            ),
+            None,
+        ),
+    )
+    controller_ns = controller.metadata.namespace
+    wait_for(
+        "the controller Running",
+        lambda: phase(client, controller_ns, controller.metadata.name) == "Running",
+    )
+    sets = [a.to_dict() for a in client.list(AutoscalingRunnerSet, namespace="*")]
+    assert sorted(a["metadata"]["name"] for a in sets) == sorted(local_stack_config()["scaleSets"])
+    for ars in sets:
+        name = listener_name(ars)
+        wait_for(
+            f"listener {name} Running", lambda n=name: phase(client, controller_ns, n) == "Running"
+        )
+        pod = client.get(Pod, name, namespace=controller_ns).to_dict()
+        assert pod["spec"]["containers"][0]["command"] == ["/ghalistener"]
+        assert (
+            pod["metadata"]["labels"]["actions.github.com/scale-set-name"]
+            == ars["metadata"]["name"]
+        )
+
+
+def test_runner_pod_on_request_is_admitted_and_placed_on_the_cache_node(
+    cluster: LocalCluster, stack: Any
+) -> None:
+    client = cluster.client()
+    namespace = local_stack_config()["scaleSets"]["local-gcc12"]["namespace"]
+    wait_for(
+        "the runner set", lambda: _try(lambda: request_runners(client, namespace, "local-gcc12", 1))
+    )
+    runner = wait_for(
+        "an EphemeralRunner",
+        lambda: next(iter(client.list(EphemeralRunner, namespace=namespace)), None),
+    )
+    name = runner.metadata.name
+    pod = wait_for("its pod", lambda: _try(lambda: client.get(Pod, name, namespace=namespace)))
+    spec = pod.to_dict()["spec"]
+    assert spec["nodeSelector"] == {"kubernetes.io/hostname": "local-zfs-node"}
+    env = {e["name"] for e in spec["containers"][0]["env"]}
+    assert {"ACTIONS_RUNNER_INPUT_JITCONFIG", "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE"} <= env
+    request_runners(client, namespace, "local-gcc12", 0)
+    wait_for("runner gone", lambda: not list(client.list(EphemeralRunner, namespace=namespace)))
+
+
+def _try(run: Callable[[], T]) -> T | None:
+    try:
+        return run()
+    except (LookupError, ApiError):
+        return None
