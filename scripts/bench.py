@@ -10,7 +10,16 @@ a. ``pulumi preview`` of stacks with 1, 10 and 40 runner scale sets against the 
    the policy pack, each as a multiple of the preview of an empty Python program: the floor that
    the CLI, the engine and the Python language host cost whatever the program does;
 b. ``pulumi up`` that promotes a cache against ``pulumi up`` with no change (the local stack);
-c. the unit tier.
+c. the unit tier;
+d. on the local node (``localcluster.node``, real kubelet on containerd): a job pod from the
+   hook double's ``prepare-job`` (the runner pod's view, the program's hook template) from
+   creation to Running with a cache volume of 10 files / 1 MiB and of 100,000 files / 1 GiB
+   (sparse) mounted, with the program's ``fsGroupChangePolicy: OnRootMismatch`` and, for
+   comparison, ``Always`` (what a template without it gets: a recursive ownership change at
+   every mount); and the peak memory (RSS) of the whole local stack (every process of its
+   state dir and what runs in its containers) while the local stack is deployed and the job
+   pods run. Until the CSI driver double's Node service exists the cache volume is a
+   ``local`` PersistentVolume (the kubelet's own bind mount), not a ZFS clone.
 
 Then it shows where the time goes: the gRPC calls the engine makes to the language host,
 the providers and the policy analyzer (``PULUMI_DEBUG_GRPC``: calls and time per method), the
@@ -42,6 +51,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -56,7 +66,10 @@ if str(ROOT) not in sys.path:  # run as `python scripts/bench.py`
 import yaml  # noqa: E402
 
 from components.config import SecretValue, validate_config  # noqa: E402
+from localcluster.controlplane import LocalControlPlane  # noqa: E402
 from localcluster.harness import LocalCluster  # noqa: E402
+from localcluster.images import JOB_IMAGE  # noqa: E402
+from localcluster.node import LocalNode  # noqa: E402
 from localcluster.toolchain import ToolchainMissingError, find_binaries  # noqa: E402
 from scripts.deps import requirements  # noqa: E402
 from tests.e2e.pulumi_cli import PulumiCommandError, PulumiProject  # noqa: E402
@@ -382,6 +395,183 @@ def measure_promotion(report: Report, cluster: LocalCluster, workdir: Path, repe
     project.destroy(check=False)
 
 
+def stack_rss(marker: str) -> int:
+    """Resident bytes of every process whose command line names ``marker``, and descendants."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    roots: set[int] = set()
+    page = os.sysconf("SC_PAGE_SIZE")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            resident = int((entry / "statm").read_text().split()[1]) * page
+        except (OSError, ValueError, IndexError):
+            continue
+        pid = int(entry.name)
+        parents[pid] = int(stat.rsplit(")", 1)[1].split()[1])
+        rss[pid] = resident
+        if marker in cmdline:
+            roots.add(pid)
+    total = 0
+    for pid, resident in rss.items():
+        walk = pid
+        while walk > 1 and walk not in roots:
+            walk = parents.get(walk, 0)
+        if walk in roots:
+            total += resident
+    return total
+
+
+class PeakSampler:
+    """Samples :func:`stack_rss` every ``interval`` seconds in a thread; ``peak`` in bytes."""
+
+    def __init__(self, marker: str, interval: float = 0.5) -> None:
+        self.marker, self.interval, self.peak = marker, interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, stack_rss(self.marker))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+NODE_VARIANTS: Final = {
+    # key: (label, files, bytes per file, fsGroupChangePolicy)
+    "job-small": ("job pod to Running, cache 10 files / 1 MiB", 10, 100 * 1024, None),
+    "job-large": ("job pod to Running, cache 100,000 files / 1 GiB", 100_000, 10 * 1024, None),
+    "job-large-always": (
+        "the same, fsGroupChangePolicy: Always",
+        100_000,
+        10 * 1024,
+        "Always",
+    ),
+}
+
+
+def _cache_dir(path: Path, files: int, size: int) -> None:
+    path.mkdir(parents=True)
+    for index in range(files):
+        sub = path / f"d{index // 1000:03d}"
+        sub.mkdir(exist_ok=True)
+        with (sub / f"f{index:06d}").open("wb") as handle:
+            handle.truncate(size)  # sparse: ownership changes walk files, not bytes
+    os.chown(path, 0, 0)
+
+
+def _wait(what: str, check: Callable[[], object], timeout: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.02)
+    raise NotMeasuredError(f"timed out waiting for {what}")
+
+
+def _running(kube: Any, namespace: str, name: str) -> bool:
+    pod = kube.get("Pod", name, namespace) or {}
+    return bool((pod.get("status") or {}).get("phase") == "Running")
+
+
+def measure_node(report: Report, workdir: Path, repeat: int) -> None:
+    """Part d: job pods on the local node, and the stack's peak memory (see the docstring)."""
+    from components.hook_template import hook_template  # noqa: PLC0415
+    from localcluster.hook_double import prepare_job  # noqa: PLC0415
+    from tests.e2e.node_env import hook_view, local_claim, runner_pod  # noqa: PLC0415
+
+    state = workdir / "node-stack"
+    up = subprocess.run(
+        [sys.executable, "-m", "localcluster", "--state-dir", str(state), "up"],
+        capture_output=True, text=True, cwd=ROOT, timeout=600, check=False,
+    )  # fmt: skip
+    if up.returncode != 0:
+        raise NotMeasuredError((up.stderr or up.stdout).strip().splitlines()[-1])
+    try:
+        with PeakSampler(str(state)) as sampler:
+            plane = LocalControlPlane.attach(state)
+            node = LocalNode(plane)
+            project = PulumiProject.create(workdir / "node-program", plane.kubeconfig, "local")
+            project.set_config(local_stack_config(), {"github.credentials.token": TOKEN})
+            project.up()
+            kube = plane.kube("harness")
+            views: dict[str, Any] = {}
+            for key, (_, files, size, policy) in NODE_VARIANTS.items():
+                namespace = f"bench-{key}"
+                kube.create(
+                    "Namespace",
+                    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace,
+                     "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}},
+                )  # fmt: skip
+                _wait("service account", functools.partial(
+                    kube.get, "ServiceAccount", "default", namespace))  # fmt: skip
+                cache = node.dir / "local-pvs" / f"{namespace}-cache"
+                _cache_dir(cache, files, size)
+                local_claim(kube, node, namespace, "cache", cache)
+                template = hook_template("bench", [])
+                template["spec"]["volumes"].append(
+                    {"name": "cache", "persistentVolumeClaim": {"claimName": "cache"}}
+                )
+                template["spec"]["containers"][0]["volumeMounts"].append(
+                    {"name": "cache", "mountPath": "/CONAN_HOME"}
+                )
+                if policy:
+                    template["spec"]["securityContext"]["fsGroupChangePolicy"] = policy
+                runner = runner_pod(kube, node, namespace, template)
+                _wait("runner Running", functools.partial(_running, kube, namespace, runner))
+                views[key] = hook_view(plane, node, namespace, runner)
+
+            def job(key: str) -> None:
+                view = views[key]
+                created = prepare_job(view, image=JOB_IMAGE, entry_point="/bin/sh",
+                                      entry_point_args=["-c", "sleep 3600"])  # fmt: skip
+                name = created["metadata"]["name"]
+                _wait("job pod Running", functools.partial(_running, kube, view.namespace, name))
+
+            def reset(key: str) -> None:
+                view = views[key]
+                pods = [
+                    p["metadata"]["name"]
+                    for p in kube.list("Pod", view.namespace)
+                    if p["metadata"]["name"].endswith("-workflow")
+                ]
+                for name in pods:
+                    kube.delete("Pod", name, view.namespace, grace_period=0)
+                _wait("job pod gone", lambda: not [
+                    p for p in kube.list("Pod", view.namespace)
+                    if p["metadata"]["name"].endswith("-workflow")])  # fmt: skip
+
+            for key in NODE_VARIANTS:  # warm-up: first mount, first container of the image
+                job(key)
+                reset(key)
+            for _ in range(repeat):  # interleaved rounds, as the other parts
+                for key, (label, *_rest) in NODE_VARIANTS.items():
+                    report.time(key, label, functools.partial(job, key), 1)
+                    reset(key)
+        report.sections.append(
+            f"Peak memory (RSS) of the whole local stack (etcd, kube-apiserver, "
+            f"kube-controller-manager, storage simulator, kube-scheduler, containerd and its "
+            f"shims, kubelet, ARC controller double, and every container) while the local stack "
+            f"was deployed and the job pods ran: {sampler.peak / 2**30:.2f} GiB "
+            f"(goal under 3 GiB)."
+        )
+    finally:
+        subprocess.run(
+            [sys.executable, "-m", "localcluster", "--state-dir", str(state), "down"],
+            capture_output=True, text=True, cwd=ROOT, timeout=300, check=False,
+        )  # fmt: skip
+
+
 def measure_unit_tier(report: Report, repeat: int) -> None:
     """Wall time of the unit tier as `make unit` runs it; its slowest tests once."""
 
@@ -522,6 +712,9 @@ def render(report: Report, command: str, repeat: int, sizes: Sequence[int]) -> s
     row("up-promote", f"{ratio(report, 'up-promote', 'up-noop')} no-change up")
     row("up-create", f"{ratio(report, 'up-create', 'up-noop')} no-change up")
     row("unit", f"{ratio(report, 'unit', 'floor')} floor")
+    row("job-small", "1.00x (small cache)")
+    row("job-large", f"{ratio(report, 'job-large', 'job-small')} small cache")
+    row("job-large-always", f"{ratio(report, 'job-large-always', 'job-small')} small cache")
     for section in report.sections:
         lines += ["", section]
     if report.missing:
@@ -535,6 +728,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per measurement")
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="scale sets per stack")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument(
+        "--node",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="part d: job pods on the local node and the stack's peak memory",
+    )
+    parser.add_argument("--only-node", action="store_true", help="part d alone")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     command = shlex.join(["python", "scripts/bench.py", *(sys.argv[1:] if argv is None else argv)])
@@ -556,43 +756,48 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="arc-zfs-cache-bench-"))
     try:
-        try:
-            report.notes.append(pulumi_version().join(("pulumi ", "")))
-        except NotMeasuredError as exc:
-            report.missing.append(f"everything through the CLI: {exc}")
+        if args.only_node:
+            part("local node", lambda: measure_node(report, workdir, args.repeat))
         else:
-            floors: list[PulumiProject] = []
-            part("engine floor", lambda: floors.append(prepare_floor(report, workdir)))
-            if floors:
-                floor = floors[0]
+            try:
+                report.notes.append(pulumi_version().join(("pulumi ", "")))
+            except NotMeasuredError as exc:
+                report.missing.append(f"everything through the CLI: {exc}")
+            else:
+                floors: list[PulumiProject] = []
+                part("engine floor", lambda: floors.append(prepare_floor(report, workdir)))
+                if floors:
+                    floor = floors[0]
 
-                def cluster_parts() -> None:
-                    with local_cluster(workdir) as cluster:
-                        part(
-                            "previews",
-                            lambda: measure_previews(
-                                report,
-                                floor=floor,
-                                cluster=cluster,
-                                workdir=workdir,
-                                repeat=args.repeat,
-                                sizes=sizes,
-                            ),
-                        )
-                        part(
-                            "promotion",
-                            lambda: measure_promotion(report, cluster, workdir, args.repeat),
-                        )
+                    def cluster_parts() -> None:
+                        with local_cluster(workdir) as cluster:
+                            part(
+                                "previews",
+                                lambda: measure_previews(
+                                    report,
+                                    floor=floor,
+                                    cluster=cluster,
+                                    workdir=workdir,
+                                    repeat=args.repeat,
+                                    sizes=sizes,
+                                ),
+                            )
+                            part(
+                                "promotion",
+                                lambda: measure_promotion(report, cluster, workdir, args.repeat),
+                            )
 
-                part("local control plane", cluster_parts)
-                if "floor" not in report.timings:  # the previews could not run: time it alone
-                    alone = functools.partial(run_preview, floor)
-                    part(
-                        "engine floor alone",
-                        lambda: report.time("floor", FLOOR_LABEL, alone, args.repeat),
-                    )
-        part("unit tier", lambda: measure_unit_tier(report, args.repeat))
-        part("program profile", lambda: profile_program(report, sizes, args.repeat))
+                    part("local control plane", cluster_parts)
+                    if "floor" not in report.timings:  # the previews could not run: time it alone
+                        alone = functools.partial(run_preview, floor)
+                        part(
+                            "engine floor alone",
+                            lambda: report.time("floor", FLOOR_LABEL, alone, args.repeat),
+                        )
+            part("unit tier", lambda: measure_unit_tier(report, args.repeat))
+            part("program profile", lambda: profile_program(report, sizes, args.repeat))
+            if args.node:
+                part("local node", lambda: measure_node(report, workdir, args.repeat))
     finally:
         if args.keep:
             print(f"bench: kept {workdir}", file=sys.stderr)

@@ -21,7 +21,6 @@ from lightkube import ApiError, Client
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import Node, Pod
-from lightkube.resources.rbac_authorization_v1 import Role, RoleBinding
 from lightkube.types import PatchType
 
 from components import constants as c
@@ -40,6 +39,7 @@ from localcluster.images import CONTROLLER_IMAGE, JOB_IMAGE, SERVICE_IMAGE
 from localcluster.kube import Kube, meta
 from localcluster.node import NODE_NAME, LocalNode, _mounts_under
 from policy.arc_policy.hook_merge import job_pod_name
+from tests.e2e.node_env import RESTRICTED_CONTAINER, hook_view, runner_pod
 
 pytestmark = pytest.mark.e2e
 
@@ -125,12 +125,6 @@ def container_log(node: LocalNode, namespace: str, pod: str, container: str) -> 
     assert logs, f"no log of {namespace}/{pod}/{container}"
     # CRI log lines: <time> <stream> <tag> <message>
     return "\n".join(line.split(" ", 3)[3] for line in logs[-1].read_text().splitlines())
-
-
-RESTRICTED_CONTAINER = {
-    "allowPrivilegeEscalation": False,
-    "capabilities": {"drop": ["ALL"]},
-}
 
 
 def script_pod(namespace: str, name: str, script: str, **spec: Any) -> dict[str, Any]:
@@ -364,105 +358,13 @@ def test_listener_rejected_by_restricted_without_template_then_runs_with_one(
 # --- the hook double, from a runner pod's view -----------------------------------------------
 
 
-def _runner_pod(kube: Kube, node: LocalNode, namespace: str, template: dict[str, Any]) -> str:
-    """A runner pod as the scale set chart renders one in kubernetes mode, with a local work PV."""
-    runner = "runner-e2e"
-    work = node.dir / "local-pvs" / f"{namespace}-work"
-    work.mkdir(parents=True)
-    work.chmod(0o777)
-    kube.create("ServiceAccount", {"apiVersion": "v1", "kind": "ServiceAccount",
-                                   "metadata": {"name": "kube-mode", "namespace": namespace}})  # fmt: skip
-    rbac = kube.client
-    # The chart's <name>-gha-rs-kube-mode Role (hook 0.7's requiredPermissions).
-    rbac.create(Role.from_dict({
-        "metadata": {"name": "kube-mode", "namespace": namespace},
-        "rules": [
-            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "create", "delete"]},
-            {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["get", "create"]},
-            {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get", "list", "watch"]},
-            {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "create", "delete"]},
-            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "create", "delete"]},
-        ],
-    }))  # fmt: skip
-    rbac.create(RoleBinding.from_dict({
-        "metadata": {"name": "kube-mode", "namespace": namespace},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "kube-mode"},
-        "subjects": [{"kind": "ServiceAccount", "name": "kube-mode", "namespace": namespace}],
-    }))  # fmt: skip
-    kube.create("PersistentVolume", {
-        "apiVersion": "v1", "kind": "PersistentVolume",
-        "metadata": {"name": f"{namespace}-work"},
-        "spec": {
-            "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
-            "storageClassName": "local-work", "local": {"path": str(work)},
-            "claimRef": {"namespace": namespace, "name": f"{runner}-work"},
-            "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
-                {"key": "kubernetes.io/hostname", "operator": "In", "values": [NODE_NAME]}]}]}},
-        },
-    })  # fmt: skip
-    kube.create("PersistentVolumeClaim", {
-        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
-        "metadata": {"name": f"{runner}-work", "namespace": namespace},
-        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "local-work",
-                 "volumeName": f"{namespace}-work",
-                 "resources": {"requests": {"storage": "1Gi"}}},
-    })  # fmt: skip
-    kube.create("ConfigMap", {
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "hook-template", "namespace": namespace},
-        "data": {c.HOOK_TEMPLATE_KEY: hook_template_yaml(template)},
-    })  # fmt: skip
-    kube.create("Pod", {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": runner, "namespace": namespace},
-        "spec": {
-            "serviceAccountName": "kube-mode",
-            "restartPolicy": "Never",
-            "securityContext": {"runAsNonRoot": True, "runAsUser": c.RUNNER_UID,
-                                "runAsGroup": c.RUNNER_GID, "fsGroup": c.RUNNER_GID,
-                                "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [{
-                "name": "runner", "image": c.RUNNER_IMAGE, "command": ["/home/runner/run.sh"],
-                "securityContext": RESTRICTED_CONTAINER,
-                "env": [
-                    {"name": "ACTIONS_RUNNER_CONTAINER_HOOKS", "value": c.HOOK_ENTRYPOINT},
-                    {"name": "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE",
-                     "value": c.HOOK_TEMPLATE_FILE},
-                    {"name": "ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER", "value": "true"},
-                ],
-                "volumeMounts": [
-                    {"name": "work", "mountPath": c.RUNNER_WORK_DIR},
-                    {"name": c.HOOK_TEMPLATE_VOLUME, "mountPath": c.HOOK_TEMPLATE_DIR,
-                     "readOnly": True},
-                ],
-            }],
-            "volumes": [
-                {"name": "work", "persistentVolumeClaim": {"claimName": f"{runner}-work"}},
-                {"name": c.HOOK_TEMPLATE_VOLUME, "configMap": {"name": "hook-template"}},
-            ],
-        },
-    })  # fmt: skip
-    return runner
-
-
-def _view(cluster: LocalCluster, node: LocalNode, namespace: str, runner: str) -> Any:
-    return hook_double.runner_view(
-        cluster.client(),
-        namespace,
-        runner,
-        server=cluster.control_plane.server,
-        ca_file=cluster.control_plane.pki.ca_cert,
-        kubelet_root=node.kubelet_root,
-    )
-
-
 def test_job_pod_step_and_service_from_the_runner_pods_view(
     cluster: LocalCluster, client: Client, kube: Kube, node: LocalNode, namespace: str
 ) -> None:
     template = hook_template("e2e", [])
-    runner = _runner_pod(kube, node, namespace, template)
+    runner = runner_pod(kube, node, namespace, template)
     assert wait_phase(client, namespace, runner, "Running") == "Running"
-    view = _view(cluster, node, namespace, runner)
+    view = hook_view(cluster.control_plane, node, namespace, runner)
     assert "runner pod's volume" in view.template_source
     assert view.template == yaml.safe_load(hook_template_yaml(template))
 
@@ -517,9 +419,9 @@ def test_service_container_with_a_template_entry_runs_under_restricted(
     template["spec"]["containers"].append(
         {"name": "$redis", "securityContext": copy.deepcopy(job_entry["securityContext"])}
     )
-    runner = _runner_pod(kube, node, namespace, template)
+    runner = runner_pod(kube, node, namespace, template)
     assert wait_phase(client, namespace, runner, "Running") == "Running"
-    view = _view(cluster, node, namespace, runner)
+    view = hook_view(cluster.control_plane, node, namespace, runner)
     hook_double.prepare_job(view, image=JOB_IMAGE, entry_point="/bin/sh",
                             entry_point_args=["-c", "sleep 2; echo ok"],
                             services=[SERVICE_IMAGE])  # fmt: skip

@@ -1,0 +1,126 @@
+"""Set-up shared by the node e2e tests and the node benchmark: a runner pod and its hook's view.
+
+The runner pod is what the scale set chart renders in kubernetes mode (hook env, template
+ConfigMap mounted as a directory, the chart's kube-mode Role), with its ``work`` claim bound to
+a ``local`` PersistentVolume the kubelet bind-mounts itself (no CSI driver needed).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lightkube.resources.rbac_authorization_v1 import Role, RoleBinding
+
+from components import constants as c
+from components.hook_template import hook_template_yaml
+from localcluster import hook_double
+from localcluster.controlplane import LocalControlPlane
+from localcluster.kube import Kube
+from localcluster.node import NODE_NAME, LocalNode
+
+__all__ = ["RESTRICTED_CONTAINER", "hook_view", "local_claim", "runner_pod"]
+
+RESTRICTED_CONTAINER = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+}
+
+
+def local_claim(kube: Kube, node: LocalNode, namespace: str, claim: str, path: Path) -> None:
+    """A claim ``claim`` bound to a ``local`` PersistentVolume at ``path`` on the node."""
+    kube.create("PersistentVolume", {
+        "apiVersion": "v1", "kind": "PersistentVolume",
+        "metadata": {"name": f"{namespace}-{claim}"},
+        "spec": {
+            "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+            "storageClassName": "local-work", "local": {"path": str(path)},
+            "claimRef": {"namespace": namespace, "name": claim},
+            "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                {"key": "kubernetes.io/hostname", "operator": "In", "values": [NODE_NAME]}]}]}},
+        },
+    })  # fmt: skip
+    kube.create("PersistentVolumeClaim", {
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": claim, "namespace": namespace},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "local-work",
+                 "volumeName": f"{namespace}-{claim}",
+                 "resources": {"requests": {"storage": "1Gi"}}},
+    })  # fmt: skip
+
+
+def runner_pod(
+    kube: Kube, node: LocalNode, namespace: str, template: dict[str, Any], name: str = "runner-e2e"
+) -> str:
+    """A runner pod as the scale set chart renders one in kubernetes mode, with a local work PV."""
+    runner = name
+    work = node.dir / "local-pvs" / f"{namespace}-work"
+    work.mkdir(parents=True)
+    work.chmod(0o777)
+    kube.create("ServiceAccount", {"apiVersion": "v1", "kind": "ServiceAccount",
+                                   "metadata": {"name": "kube-mode", "namespace": namespace}})  # fmt: skip
+    rbac: Any = kube.client
+    # The chart's <name>-gha-rs-kube-mode Role (hook 0.7's requiredPermissions).
+    rbac.create(Role.from_dict({
+        "metadata": {"name": "kube-mode", "namespace": namespace},
+        "rules": [
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "create", "delete"]},
+            {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["get", "create"]},
+            {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get", "list", "watch"]},
+            {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "create", "delete"]},
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "create", "delete"]},
+        ],
+    }))  # fmt: skip
+    rbac.create(RoleBinding.from_dict({
+        "metadata": {"name": "kube-mode", "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "kube-mode"},
+        "subjects": [{"kind": "ServiceAccount", "name": "kube-mode", "namespace": namespace}],
+    }))  # fmt: skip
+    local_claim(kube, node, namespace, f"{runner}-work", work)
+    kube.create("ConfigMap", {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "hook-template", "namespace": namespace},
+        "data": {c.HOOK_TEMPLATE_KEY: hook_template_yaml(template)},
+    })  # fmt: skip
+    kube.create("Pod", {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": runner, "namespace": namespace},
+        "spec": {
+            "serviceAccountName": "kube-mode",
+            "restartPolicy": "Never",
+            "securityContext": {"runAsNonRoot": True, "runAsUser": c.RUNNER_UID,
+                                "runAsGroup": c.RUNNER_GID, "fsGroup": c.RUNNER_GID,
+                                "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": "runner", "image": c.RUNNER_IMAGE, "command": ["/home/runner/run.sh"],
+                "securityContext": RESTRICTED_CONTAINER,
+                "env": [
+                    {"name": "ACTIONS_RUNNER_CONTAINER_HOOKS", "value": c.HOOK_ENTRYPOINT},
+                    {"name": "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE",
+                     "value": c.HOOK_TEMPLATE_FILE},
+                    {"name": "ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER", "value": "true"},
+                ],
+                "volumeMounts": [
+                    {"name": "work", "mountPath": c.RUNNER_WORK_DIR},
+                    {"name": c.HOOK_TEMPLATE_VOLUME, "mountPath": c.HOOK_TEMPLATE_DIR,
+                     "readOnly": True},
+                ],
+            }],
+            "volumes": [
+                {"name": "work", "persistentVolumeClaim": {"claimName": f"{runner}-work"}},
+                {"name": c.HOOK_TEMPLATE_VOLUME, "configMap": {"name": "hook-template"}},
+            ],
+        },
+    })  # fmt: skip
+    return runner
+
+
+def hook_view(plane: LocalControlPlane, node: LocalNode, namespace: str, runner: str) -> Any:
+    return hook_double.runner_view(
+        plane.client(),
+        namespace,
+        runner,
+        server=plane.server,
+        ca_file=plane.pki.ca_cert,
+        kubelet_root=node.kubelet_root,
+    )
