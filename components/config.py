@@ -139,7 +139,7 @@ def _duration(value: str | timedelta) -> timedelta:
 
 
 def _absolute_path(value: str) -> str:
-    if not value.startswith("/") or value.rstrip("/") in ("", "/home/runner/_work"):
+    if not value.startswith("/") or value.rstrip("/") in ("", c.RUNNER_WORK_DIR):
         raise PydanticCustomError(
             "mount_path",
             "'{value}' is not a usable mount path: use an absolute directory such as /CONAN_HOME",

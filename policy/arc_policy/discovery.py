@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 import posixpath
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 import yaml
@@ -109,8 +109,6 @@ class Resource:
     props: dict[str, Any]
     #: Namespace of the resource's Kubernetes provider (where an object without one lands).
     provider_namespace: str | None = None
-    #: URN of the parent resource (a Chart for rendered children), if any.
-    parent_urn: str | None = None
 
     @classmethod
     def from_args(cls, args: ResourceValidationArgs) -> Resource:
@@ -124,7 +122,6 @@ class Resource:
             urn=args.urn,
             props=to_plain(args.props) or {},
             provider_namespace=provider_ns,
-            parent_urn=getattr(args.opts, "parent", None),
         )
 
     @classmethod
@@ -133,14 +130,12 @@ class Resource:
         provider_ns = None
         if resource.provider is not None:
             provider_ns = as_str(to_plain(resource.provider.props).get("namespace"))
-        parent = resource.parent.urn if resource.parent is not None else None
         return cls(
             type=resource.resource_type,
             name=resource.name,
             urn=resource.urn,
             props=to_plain(resource.props) or {},
             provider_namespace=provider_ns,
-            parent_urn=parent or getattr(resource.opts, "parent", None),
         )
 
     @property
@@ -319,8 +314,6 @@ class RunnerPod:
     mode_path: str
     #: The values of a Helm release or chart (``None`` for an AutoscalingRunnerSet).
     values: dict[str, Any] | None = None
-    #: Names of containers the chart adds for the container mode (dind sidecars).
-    chart_added: frozenset[str] = field(default_factory=frozenset)
 
     @property
     def namespace(self) -> str:
@@ -563,7 +556,7 @@ def runner_pods(resource: Resource) -> list[RunnerPod]:
             fix_hint="in the release values (template.spec)",
         )
         return [
-            RunnerPod(target, mode, "values.containerMode.type", values, frozenset(added)),
+            RunnerPod(target, mode, "values.containerMode.type", values),
         ]
     return []
 
