@@ -1,11 +1,14 @@
 """``python -m localcluster up|down|status|kubeconfig``: the local cluster as background processes.
 
 ``up`` starts the control plane (etcd, kube-apiserver, kube-controller-manager when the
-toolchain has it), the storage simulator, the node (kube-scheduler, containerd, kubelet:
+toolchain has it), the real storage (:mod:`localcluster.storage`: a zfs-fuse pool named by
+the local stack's ``storage.poolName``, the ZFS CSI driver double, csi-provisioner,
+csi-snapshotter, snapshot-controller), the stand-ins it lacks (:mod:`localcluster.stand_ins`),
+the node (kube-scheduler, containerd, kubelet:
 :mod:`localcluster.node`) and the ARC controller double (:mod:`localcluster.arc_double`) as
 detached processes with pidfiles in the state directory (default ``<repo>/.local-cluster``,
-gitignored), prints the ``kubectl`` line to look at it and returns; they keep running until
-``down``, which stops them all.
+gitignored), prints the ``kubectl`` and ``zfs list`` lines to look at it and returns; they keep
+running until ``down``, which stops them all and exports the pool (``--purge`` destroys it).
 ``make up`` uses it for the ``local`` stack.
 """
 
@@ -22,13 +25,15 @@ from typing import Final
 from localcluster.controlplane import LocalControlPlane
 from localcluster.node import LocalNode, NodeUnavailableError
 from localcluster.processes import ManagedProcess
+from localcluster.storage import LocalStorage, stack_pool
 from localcluster.toolchain import FIX_COMMAND, ToolchainMissingError, find_binaries
+from localcluster.zfs_pool import StorageUnavailableError
 
 __all__ = ["DEFAULT_STATE_DIR", "kubectl_line", "main"]
 
 REPO: Final = Path(__file__).resolve().parent.parent
 DEFAULT_STATE_DIR: Final = REPO / ".local-cluster"
-_SIMULATOR: Final = "storage-simulator"
+_STAND_INS: Final = "stand-ins"
 _ARC_DOUBLE: Final = "arc-controller-double"
 _OVERVIEW_KINDS: Final = (
     "nodes,pods,autoscalingrunnersets,persistentvolumeclaims,volumesnapshots,zfsvolumes"
@@ -60,22 +65,29 @@ def _node(plane: LocalControlPlane) -> LocalNode:
     return LocalNode(plane, kubelet=binaries.kubelet, scheduler=binaries.kube_scheduler)
 
 
-def _simulator_process(plane: LocalControlPlane) -> ManagedProcess:
+def _storage(plane: LocalControlPlane, pool: str | None) -> LocalStorage:
+    return LocalStorage(plane, pool=pool or stack_pool())
+
+
+def _stand_ins_process(plane: LocalControlPlane) -> ManagedProcess | None:
+    """The stand-ins for kube-controller-manager, or None when it runs (the node's kubelet
+    finishes pod deletions itself, so nothing is left to stand in for)."""
+    if plane.controller_manager:
+        return None
     argv = [
         sys.executable,
         "-m",
-        "localcluster.storage_sim",
-        f"--kubeconfig={plane.simulator_kubeconfig}",
+        "localcluster.stand_ins",
+        f"--kubeconfig={plane.kubeconfig_for('stand-ins')}",
+        "--no-kubelet",
     ]
-    if plane.controller_manager:
-        argv.append("--no-core-controllers")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return ManagedProcess(
-        name=_SIMULATOR,
+        name=_STAND_INS,
         argv=argv,
-        log_path=plane.state_dir / "logs" / f"{_SIMULATOR}.log",
-        pid_path=plane.state_dir / "run" / f"{_SIMULATOR}.pid",
+        log_path=plane.state_dir / "logs" / f"{_STAND_INS}.log",
+        pid_path=plane.state_dir / "run" / f"{_STAND_INS}.pid",
         marker=str(plane.state_dir),
         env=env,
         cwd=REPO,
@@ -92,54 +104,67 @@ def kubectl_line(kubeconfig: Path) -> str:
     return f"{kubectl} --kubeconfig {kubeconfig} get {_OVERVIEW_KINDS} -A"
 
 
-def up(state_dir: Path) -> int:
+def up(state_dir: Path, pool: str | None = None) -> int:
     """Start everything detached (or report that it already runs)."""
     plane = LocalControlPlane.attach(state_dir)
     if plane.running():
-        simulator = _simulator_process(plane)
-        if not simulator.alive():
-            simulator.start(detached=True)
+        stand_ins = _stand_ins_process(plane)
+        if stand_ins is not None and not stand_ins.alive():
+            stand_ins.start(detached=True)
+        storage = _storage(plane, pool)
         node = _node(plane)
-        if not all(node.status().values()):
-            print(
-                "error: the local cluster runs without its node; restart it: "
-                "python -m localcluster down && python -m localcluster up",
-                file=sys.stderr,
-            )
-            return 1
+        for part, states in (("storage", storage.status()), ("node", node.status())):
+            if not all(states.values()):
+                print(
+                    f"error: the local cluster runs without its {part}; restart it: "
+                    "python -m localcluster down && python -m localcluster up",
+                    file=sys.stderr,
+                )
+                return 1
         arc = _arc_double_process(plane)
         if not arc.alive():
             arc.start(detached=True)
         print(f"local cluster already running in {plane.state_dir}")
         print(kubectl_line(plane.kubeconfig))
+        print(storage.pool.list_line())
         return 0
     plane = LocalControlPlane(state_dir, detached=True)
     plane.start()
-    simulator = _simulator_process(plane)
-    simulator.start(detached=True)
+    storage = _storage(plane, pool)
+    try:
+        storage.start(detached=True)
+    except (StorageUnavailableError, ToolchainMissingError) as exc:
+        plane.stop()
+        print(f"error: the local cluster's storage cannot run: {exc}", file=sys.stderr)
+        return 1
+    stand_ins = _stand_ins_process(plane)
+    if stand_ins is not None:
+        stand_ins.start(detached=True)
     node = _node(plane)
     try:
         node.start()
     except NodeUnavailableError as exc:
-        simulator.stop()
+        if stand_ins is not None:
+            stand_ins.stop()
+        storage.stop()
         plane.stop()
         print(f"error: the local node cannot run pods: {exc}", file=sys.stderr)
         return 1
     arc = _arc_double_process(plane)
     arc.start(detached=True)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if not simulator.alive():
+    while stand_ins is not None and time.monotonic() < deadline:
+        if not stand_ins.alive():
             node.stop()
             arc.stop()
+            storage.stop()
             plane.stop()
             print(
-                f"error: the storage simulator exited; log {simulator.log_path}:\n"
-                f"{simulator.log_tail()}",
+                f"error: the stand-ins exited; log {stand_ins.log_path}:\n{stand_ins.log_tail()}",
                 file=sys.stderr,
             )
             return 1
-        if "storage simulator running" in simulator.log_tail(200):
+        if "stand-ins running" in stand_ins.log_tail(200):
             break
         time.sleep(0.1)
     manager = "with" if plane.controller_manager else "without"
@@ -150,13 +175,14 @@ def up(state_dir: Path) -> int:
     print(f"API server {plane.server}; kubeconfig {plane.kubeconfig} (context arc-zfs-cache-local)")
     print("look at it with:")
     print(f"  {kubectl_line(plane.kubeconfig)}")
+    print(f"  {storage.pool.list_line()}")
     where = "" if plane.state_dir == DEFAULT_STATE_DIR else f" --state-dir {plane.state_dir}"
     print(f"stop it with: python -m localcluster{where} down")
     return 0
 
 
-def down(state_dir: Path, *, purge: bool) -> int:
-    """Stop the simulator and the control plane; with ``purge`` delete the state too."""
+def down(state_dir: Path, pool: str | None = None, *, purge: bool) -> int:
+    """Stop everything and export the pool; with ``purge`` destroy it and delete the state."""
     plane = LocalControlPlane.attach(state_dir)
     arc = _arc_double_process(plane)
     arc_stopped = arc.stop()
@@ -166,11 +192,19 @@ def down(state_dir: Path, *, purge: bool) -> int:
         node.stop()
     except NodeUnavailableError as exc:
         node_error = str(exc)
-    simulator = _simulator_process(plane)
-    stopped = simulator.stop()
+    stand_ins = _stand_ins_process(plane)
+    stopped = stand_ins is None or stand_ins.stop()
+    storage_error = ""
+    try:
+        _storage(plane, pool).stop(destroy=purge)
+    except (RuntimeError, StorageUnavailableError) as exc:
+        storage_error = str(exc)
     plane.stop()
-    if not stopped:
-        print(f"error: could not stop the storage simulator (pid {simulator.pid})", file=sys.stderr)
+    if stand_ins is not None and not stopped:
+        print(f"error: could not stop the stand-ins (pid {stand_ins.pid})", file=sys.stderr)
+        return 1
+    if storage_error:
+        print(f"error: the local cluster's storage: {storage_error}", file=sys.stderr)
         return 1
     if not arc_stopped:
         print(f"error: could not stop the ARC controller double (pid {arc.pid})", file=sys.stderr)
@@ -184,19 +218,24 @@ def down(state_dir: Path, *, purge: bool) -> int:
     return 0
 
 
-def status(state_dir: Path) -> int:
+def status(state_dir: Path, pool: str | None = None) -> int:
     """Print what runs; exit 0 if everything runs, 1 if part of it, 3 if nothing."""
     plane = LocalControlPlane.attach(state_dir)
     states = plane.status()
     if not plane.controller_manager:
         states.pop("kube-controller-manager", None)
-    states[_SIMULATOR] = _simulator_process(plane).alive()
+    stand_ins = _stand_ins_process(plane)
+    if stand_ins is not None:
+        states[_STAND_INS] = stand_ins.alive()
+    storage = _storage(plane, pool)
+    states.update(storage.status())
     states.update(LocalNode(plane).status())
     states[_ARC_DOUBLE] = _arc_double_process(plane).alive()
     for name, alive in states.items():
         print(f"{name:24} {'running' if alive else 'stopped'}")
     if all(states.values()):
         print(kubectl_line(plane.kubeconfig))
+        print(storage.pool.list_line())
         return 0
     return 1 if any(states.values()) else 3
 
@@ -210,10 +249,17 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_STATE_DIR,
         help=f"where pidfiles, logs, kubeconfigs and etcd data live (default {DEFAULT_STATE_DIR})",
     )
+    parser.add_argument(
+        "--pool",
+        help="the zfs-fuse pool's name (default: storage.poolName of Pulumi.local.yaml; tests "
+        "name their own, as one zfs-fuse daemon serves every pool of the machine)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("up", help="start the control plane and the storage simulator")
+    commands.add_parser("up", help="start the control plane, its storage and its node")
     stop = commands.add_parser("down", help="stop everything")
-    stop.add_argument("--purge", action="store_true", help="also delete the state directory")
+    stop.add_argument(
+        "--purge", action="store_true", help="also destroy the pool and delete the state directory"
+    )
     commands.add_parser("status", help="show what runs")
     commands.add_parser(
         "kubeconfig", help="print the kubeconfig path (context arc-zfs-cache-local)"
@@ -222,14 +268,14 @@ def main(argv: list[str] | None = None) -> int:
     state_dir: Path = args.state_dir
     if args.command == "up":
         try:
-            return up(state_dir)
+            return up(state_dir, args.pool)
         except ToolchainMissingError as exc:
             print(f"error: {exc}\nfix: {FIX_COMMAND}", file=sys.stderr)
             return 2
     if args.command == "down":
-        return down(state_dir, purge=args.purge)
+        return down(state_dir, args.pool, purge=args.purge)
     if args.command == "status":
-        return status(state_dir)
+        return status(state_dir, args.pool)
     print(LocalControlPlane.attach(state_dir).kubeconfig)
     return 0
 

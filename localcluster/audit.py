@@ -2,9 +2,9 @@
 
 The control plane writes every request at level Metadata (JSON lines) to one file. Tests
 use :meth:`AuditLog.mutating_requests` to prove, for example, that ``pulumi preview`` made
-no mutating call: infrastructure identities (the test harness, the storage simulator,
-the API server itself, kube-controller-manager) are excluded, so what is left is what
-the code under test did.
+no mutating call: infrastructure identities (the test harness, the storage components, the
+stand-ins, the API server itself, kube-controller-manager) are excluded, so what is left is
+what the code under test did.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ class AuditLog:
     """The audit log file of one control plane.
 
     ``infrastructure_users`` are the identities whose requests are not the code under
-    test's (harness, simulator, API server, controller manager). ``sync`` is a callable
+    test's (harness, storage, stand-ins, API server, controller manager). ``sync`` is a callable
     that makes one request as the harness for a unique object name; :meth:`flush` uses it
     so that every request completed before the call is in the file when it returns.
     """

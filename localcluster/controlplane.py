@@ -4,23 +4,24 @@
 generated certificates and client-certificate auth, RBAC, service-account signing keys,
 the admission chain with PodSecurity, and an audit log of every request. It writes a
 kubeconfig (context ``arc-zfs-cache-local``) for the code under test, separate ones for
-the test harness and the storage simulator (so their requests can be told apart in the
-audit log), installs the CRD fixtures and stops cleanly, leaving no process behind.
+the test harness, the stand-ins and the storage components (so their requests can be told
+apart in the audit log), installs the CRD fixtures and stops cleanly, leaving no process behind.
 
 What there is no process for, and what that means for tests:
 
 * No kubelet and no kube-scheduler (unless :class:`localcluster.node.LocalNode` adds them): pods
   stay Pending and never run. A test "schedules"
-  a pod with :meth:`localcluster.kube.Kube.bind_pod` (what the scheduler does); the
-  storage simulator finishes the deletion of pods that have a node, as a kubelet would.
+  a pod with :meth:`localcluster.kube.Kube.bind_pod` (what the scheduler does);
+  :mod:`localcluster.stand_ins` finishes the deletion of pods that have a node, as a kubelet
+  would.
   Workloads never become ready, so anything that waits for readiness (Deployments,
   Helm releases with ``--wait``) must be told not to wait or use test charts.
 * When ``kube-controller-manager`` is in the toolchain it runs, with the controllers the
   program relies on (namespace, garbage collector, service accounts and tokens,
   ephemeral volumes, PV binder, PV/PVC protection, root CA publisher, pod GC,
   deployments/replica sets/jobs). Without it the API server runs without
-  StorageObjectInUseProtection (nothing would remove its finalizers) and the storage
-  simulator's ``core_controllers`` stand in for the rest: the ephemeral volume
+  StorageObjectInUseProtection (nothing would remove its finalizers) and the
+  ``core_controllers`` of :mod:`localcluster.stand_ins` stand in for the rest: the ephemeral volume
   controller (pod-owned PVCs), garbage collection of pod-owned PVCs, default service
   accounts, and namespace finalization. Anything else owned through ownerReferences is
   then NOT cascaded on delete.
@@ -62,7 +63,8 @@ __all__ = [
     "HARNESS",
     "KUBELET",
     "SCHEDULER",
-    "SIMULATOR",
+    "STAND_INS",
+    "STORAGE",
     "ControlPlaneError",
     "LocalControlPlane",
 ]
@@ -73,8 +75,14 @@ CONTEXT: Final = "arc-zfs-cache-local"
 ADMIN: Final = ClientIdentity("arc-zfs-cache-admin", ("system:masters",))
 #: The test harness: set-up and read-back requests, left out of audit assertions.
 HARNESS: Final = ClientIdentity("arc-zfs-cache:harness", ("system:masters",))
-#: The storage simulator: its writes are the storage system's, not the program's.
-SIMULATOR: Final = ClientIdentity("arc-zfs-cache:storage-simulator", ("system:masters",))
+#: The stand-ins for a kubelet and kube-controller-manager (localcluster.stand_ins).
+STAND_INS: Final = ClientIdentity("arc-zfs-cache:stand-ins", ("system:masters",))
+#: The storage components (localcluster.storage), one identity each as upstream deploys them:
+#: their writes are the storage system's, not the program's.
+STORAGE: Final = {
+    role: ClientIdentity(f"arc-zfs-cache:{role}", ("system:masters",))
+    for role in ("zfs-csi-driver", "csi-provisioner", "csi-snapshotter", "snapshot-controller")
+}
 #: kube-controller-manager (one identity for all controllers: no per-controller accounts).
 CONTROLLER_MANAGER: Final = ClientIdentity("system:kube-controller-manager", ("system:masters",))
 #: kube-scheduler, under the default RBAC roles of ``system:kube-scheduler`` (localcluster.node).
@@ -91,7 +99,7 @@ ARC_DOUBLE: Final = ClientIdentity("arc-zfs-cache:arc-controller-double", ("syst
 _IDENTITIES: Final = {
     "admin": ADMIN,
     "harness": HARNESS,
-    "simulator": SIMULATOR,
+    "stand-ins": STAND_INS,
     "controller-manager": CONTROLLER_MANAGER,
     "scheduler": SCHEDULER,
     "kubelet": KUBELET,
@@ -101,7 +109,7 @@ _IDENTITIES: Final = {
 _KUBECONFIG_FILES: Final = {
     "admin": "kubeconfig",
     "harness": "harness.kubeconfig",
-    "simulator": "storage-simulator.kubeconfig",
+    "stand-ins": "stand-ins.kubeconfig",
     "controller-manager": "controller-manager.kubeconfig",
     "scheduler": "scheduler.kubeconfig",
     "kubelet": "kubelet.kubeconfig",
@@ -178,7 +186,7 @@ class LocalControlPlane:
     ``stop()``; ``detached=True`` lets the processes outlive this Python process (for
     ``python -m localcluster up``), and :meth:`attach` finds them again from another one.
     Files in ``state_dir``: ``kubeconfig`` (context ``arc-zfs-cache-local``),
-    ``harness.kubeconfig``, ``storage-simulator.kubeconfig``, ``audit/audit.log``,
+    ``harness.kubeconfig``, ``stand-ins.kubeconfig``, ``audit/audit.log``,
     ``logs/*.log``, ``pki/``, ``etcd/`` (data, kept across restarts), ``run/*.pid``.
     """
 
@@ -208,7 +216,8 @@ class LocalControlPlane:
             self.audit_log_path,
             infrastructure_users=[
                 HARNESS.user,
-                SIMULATOR.user,
+                STAND_INS.user,
+                *(identity.user for identity in STORAGE.values()),
                 CONTROLLER_MANAGER.user,
                 "system:apiserver",
                 "system:kube-scheduler",
@@ -235,13 +244,8 @@ class LocalControlPlane:
         """kubeconfig of the test harness."""
         return self.kubeconfig_for("harness")
 
-    @property
-    def simulator_kubeconfig(self) -> Path:
-        """kubeconfig of the storage simulator."""
-        return self.kubeconfig_for("simulator")
-
     def kubeconfig_for(self, identity: str) -> Path:
-        """kubeconfig file of ``admin``, ``harness``, ``simulator`` or ``controller-manager``."""
+        """kubeconfig file of an identity of ``_IDENTITIES`` (``admin``, ``harness``, ...)."""
         return self.state_dir / _KUBECONFIG_FILES[identity]
 
     def client(self, identity: str = "harness") -> Client:

@@ -9,9 +9,12 @@ namespaces would stay Terminating forever.
 
 :class:`CoreControllers` covers those, and nothing more:
 
-* per pass of the storage simulator (:meth:`CoreControllers.reconcile`): the ephemeral
-  volume controller, the service-account controller (``default`` only) and the static
-  part of the PV binder (pre-bound claims/volumes);
+* per pass of the stand-ins (:meth:`CoreControllers.reconcile`): the ephemeral
+  volume controller, the service-account controller (``default`` only) and the PV binder's
+  parts: naming a claim's provisioner (without that annotation the real csi-provisioner
+  leaves the claim alone), binding pre-bound claims/volumes (which includes every PV
+  the provisioner makes: it sets the claimRef) and releasing volumes whose claim is gone
+  (the provisioner deletes only Released ones);
 * in its own thread (:class:`GarbageCollector`), watching every listable resource
   found by discovery: the garbage collector (``foregroundDeletion`` and ``orphan``
   finalizers, dependents whose owners are gone, checked against the live owner first)
@@ -42,7 +45,7 @@ from lightkube.config.client_adapter import ConnectionParams
 from localcluster.kube import Kube, meta
 
 if TYPE_CHECKING:
-    from localcluster.storage_sim import World
+    from localcluster.stand_ins import World
 
 __all__ = ["CoreControllers", "GarbageCollector"]
 
@@ -51,6 +54,11 @@ log = logging.getLogger("localcluster.core_controllers")
 _FOREGROUND: Final = "foregroundDeletion"
 _ORPHAN: Final = "orphan"
 _BIND_COMPLETED: Final = "pv.kubernetes.io/bind-completed"
+#: What the PV controller sets on a claim it leaves to an external provisioner (both keys).
+_STORAGE_PROVISIONER: Final = (
+    "volume.kubernetes.io/storage-provisioner",
+    "volume.beta.kubernetes.io/storage-provisioner",
+)
 
 
 def _deleting(obj: Mapping[str, Any]) -> bool:
@@ -58,7 +66,7 @@ def _deleting(obj: Mapping[str, Any]) -> bool:
 
 
 class CoreControllers:
-    """See the module docstring; ``reconcile`` runs inside the simulator's passes."""
+    """See the module docstring; ``reconcile`` runs inside the stand-ins' passes."""
 
     def __init__(self, kube: Kube, kubeconfig: Path) -> None:
         self.kube = kube
@@ -73,10 +81,39 @@ class CoreControllers:
         self.gc.stop()
 
     def reconcile(self, world: World) -> None:
-        """Service accounts, ephemeral volume claims and static binding, from ``world``."""
+        """Service accounts, ephemeral volume claims, provisioners and binding, from ``world``."""
         self._service_accounts(world)
         self._ephemeral_volumes(world)
+        self._name_provisioners(world)
         self._static_binding(world)
+        self._release(world)
+
+    def _release(self, world: World) -> None:
+        """As the PV binder's ``syncVolume``: a bound volume whose claim is gone is Released."""
+        for name, volume in world.volumes.items():
+            ref = (volume.get("spec") or {}).get("claimRef") or {}
+            phase = (volume.get("status") or {}).get("phase")
+            if not ref.get("uid") or _deleting(volume) or phase in ("Released", "Failed"):
+                continue
+            claim = world.claims.get((ref.get("namespace", ""), ref.get("name", "")))
+            if claim is None or meta(claim)["uid"] != ref["uid"]:
+                self.kube.patch(
+                    "PersistentVolume", name, {"status": {"phase": "Released"}}, status=True
+                )
+
+    def _name_provisioners(self, world: World) -> None:
+        """As the PV controller's ``setClaimProvisioner``: annotate unbound dynamic claims."""
+        for (ns, name), claim in world.claims.items():
+            spec = claim.get("spec") or {}
+            storage_class = world.storage_classes.get(spec.get("storageClassName") or "")
+            if _deleting(claim) or spec.get("volumeName") or storage_class is None:
+                continue
+            annotations = meta(claim).get("annotations") or {}
+            wanted = {key: storage_class["provisioner"] for key in _STORAGE_PROVISIONER}
+            if any(annotations.get(k) != v for k, v in wanted.items()):
+                self.kube.patch(
+                    "PersistentVolumeClaim", name, {"metadata": {"annotations": wanted}}, ns
+                )
 
     def _service_accounts(self, world: World) -> None:
         for name, namespace in world.namespaces.items():

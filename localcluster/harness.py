@@ -1,14 +1,13 @@
-"""The local cluster as one object for tests: control plane + storage simulator (in a thread)."""
+"""The local cluster as one object for tests: control plane, real storage, stand-ins."""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterator
-from contextlib import contextmanager
+import itertools
+import os
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from lightkube import Client
 
@@ -16,17 +15,31 @@ from localcluster.audit import AuditEvent, AuditLog, AuditMark
 from localcluster.controlplane import LocalControlPlane
 from localcluster.kube import Kube
 from localcluster.node import LocalNode
-from localcluster.storage_sim import SimulatorConfig, StorageSimulator
+from localcluster.stand_ins import StandInConfig, StandIns
+from localcluster.storage import LocalStorage
 from localcluster.toolchain import find_binaries
 
 __all__ = ["LocalCluster"]
 
+#: Numbers the pools of this process's clusters: one zfs-fuse daemon serves every pool of the
+#: machine, so test clusters (several per session, beside a developer's `make up` pool)
+#: need names of their own.
+_POOL_NUMBERS = itertools.count(1)
+
 
 class LocalCluster:
-    """A started :class:`LocalControlPlane` with a :class:`StorageSimulator` attached.
+    """A started :class:`LocalControlPlane` with its real storage and the stand-ins it needs.
+
+    ``storage`` is :class:`~localcluster.storage.LocalStorage`: a zfs-fuse pool named
+    ``pool`` (default ``e2e-<pid>-<n>``, unique on the machine; a program deployed here
+    names it in ``storage.poolName``), the ZFS CSI driver double, the real csi-provisioner,
+    csi-snapshotter and snapshot-controller. ``start`` fails with
+    :class:`~localcluster.zfs_pool.StorageUnavailableError` (one line) if the machine cannot
+    run zfs-fuse; ``stop`` destroys the pool.
 
     ``controller_manager`` forces kube-controller-manager on or off (default: on when the
-    toolchain has it); without it the simulator plays the core controllers too.
+    toolchain has it); without it :class:`~localcluster.stand_ins.StandIns` play its
+    controllers, and without a node they finish pod deletions as a kubelet would.
 
     ``node=True`` adds kube-scheduler and a real kubelet on containerd
     (:class:`~localcluster.node.LocalNode`, node ``local-zfs-node``): pods then really run,
@@ -40,14 +53,17 @@ class LocalCluster:
     def __init__(
         self,
         state_dir: Path,
-        config: SimulatorConfig | None = None,
         *,
+        pool: str | None = None,
         controller_manager: bool | None = None,
         node: bool = False,
     ) -> None:
         self.control_plane = LocalControlPlane(state_dir, controller_manager=controller_manager)
-        self._simulator_config = config
-        self.simulator: StorageSimulator | None = None
+        self.storage = LocalStorage(
+            self.control_plane, pool=pool or f"e2e-{os.getpid()}-{next(_POOL_NUMBERS)}"
+        )
+        self._storage_started = False
+        self.stand_ins: StandIns | None = None
         self._want_node = node
         self.node: LocalNode | None = None
 
@@ -63,14 +79,18 @@ class LocalCluster:
         self.stop()
 
     def start(self) -> LocalCluster:
-        """Start the control plane, then the simulator (with core controllers unless KCM runs)."""
+        """Start the control plane, the storage, the stand-ins it lacks, then the node."""
         self.control_plane.start()
-        config = self._simulator_config or SimulatorConfig()
-        if self.control_plane.controller_manager:
-            config = dataclasses.replace(config, core_controllers=False)
         try:
-            self.simulator = StorageSimulator(self.control_plane.simulator_kubeconfig, config)
-            self.simulator.start()
+            self.storage.start()
+            self._storage_started = True
+            config = StandInConfig(
+                kubelet=not self._want_node,
+                core_controllers=not self.control_plane.controller_manager,
+            )
+            if config.anything:
+                self.stand_ins = StandIns(self.control_plane.kubeconfig_for("stand-ins"), config)
+                self.stand_ins.start()
             if self._want_node:
                 binaries = find_binaries()
                 self.node = LocalNode(
@@ -80,42 +100,33 @@ class LocalCluster:
                 )
                 self.node.start()
         except BaseException:
+            # A node that failed to start has stopped what it started (LocalNode.start).
             self.node = None
-            if self.simulator is not None:
-                self.simulator.stop()
-                self.simulator = None
-            self.control_plane.stop()
+            self.stop()
             raise
         return self
 
-    def restart_simulator(self, **changes: Any) -> StorageSimulator:
-        """Stop the simulator and start a new one (with ``changes`` to its config).
-
-        The new one knows only what the API server holds: tests use this to prove that
-        a restart converges.
-        """
-        assert self.simulator is not None, "the cluster is not started"
-        config = dataclasses.replace(self.simulator.config, **changes)
-        self.simulator.stop()
-        self.simulator = StorageSimulator(self.control_plane.simulator_kubeconfig, config)
-        return self.simulator.start()
-
     def stop(self) -> None:
-        """Stop the node, the simulator, then the control plane (raises if a process survives)."""
+        """Stop the node, the stand-ins, the storage (destroying the pool), then the control
+        plane; every part is stopped even if one fails, then the first failure is raised."""
+        steps: list[Callable[[], None]] = []
         if self.node is not None:
-            node, self.node = self.node, None
+            steps.append(self.node.stop)
+        if self.stand_ins is not None:
+            steps.append(self.stand_ins.stop)
+        if self._storage_started:
+            steps.append(lambda: self.storage.stop(destroy=True))
+        steps.append(self.control_plane.stop)
+        self.node = self.stand_ins = None
+        self._storage_started = False
+        failure: BaseException | None = None
+        for step in steps:
             try:
-                node.stop()
-            except BaseException:
-                if self.simulator is not None:
-                    self.simulator.stop()
-                    self.simulator = None
-                self.control_plane.stop()
-                raise
-        if self.simulator is not None:
-            self.simulator.stop()
-            self.simulator = None
-        self.control_plane.stop()
+                step()
+            except BaseException as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
     @property
     def kubeconfig(self) -> Path:
@@ -133,11 +144,11 @@ class LocalCluster:
         return self.control_plane.audit
 
     def mutating_requests(self, since: AuditMark | datetime | None = None) -> list[AuditEvent]:
-        """Mutating requests after ``since``, without harness/simulator/system identities."""
+        """Mutating requests after ``since``, without harness/storage/stand-in/system identities."""
         return self.audit.mutating_requests(since)
 
     def client(self, identity: str = "harness") -> Client:
-        """A new lightkube client (``harness``, ``admin`` or ``simulator``)."""
+        """A new lightkube client (``harness``, ``admin``, ``stand-ins``, ...)."""
         return self.control_plane.client(identity)
 
     def kube(self, identity: str = "harness") -> Kube:
@@ -147,14 +158,3 @@ class LocalCluster:
     def schedule_pod(self, namespace: str, name: str, node: str) -> None:
         """Bind a pod to ``node`` as kube-scheduler would (nothing else schedules pods here)."""
         self.kube().bind_pod(name, namespace, node)
-
-    @contextmanager
-    def simulator_config(self, **changes: Any) -> Iterator[SimulatorConfig]:
-        """Temporarily change simulator knobs, e.g. ``snapshot_ready_delay=1.0``."""
-        assert self.simulator is not None, "the cluster is not started"
-        previous = self.simulator.config
-        self.simulator.config = dataclasses.replace(previous, **changes)
-        try:
-            yield self.simulator.config
-        finally:
-            self.simulator.config = previous

@@ -1,6 +1,6 @@
-"""A small dict-in, dict-out layer over lightkube for the simulator and the harness.
+"""A small dict-in, dict-out layer over lightkube for the doubles, stand-ins and the harness.
 
-The simulator reasons about objects as plain JSON (the way the API server and the
+They reason about objects as plain JSON (the way the API server and the
 upstream controllers see them), so every call here takes and returns dicts. Core kinds
 use lightkube's typed resources (converted at the edge) so that nothing registers
 generic classes for core kinds in lightkube's global registry; CRD kinds use generic

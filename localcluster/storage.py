@@ -25,35 +25,29 @@ from typing import Final
 
 import yaml
 
+from components.config import load_stack_file, validate_config
 from components.constants import OPENEBS_NAMESPACE
-from localcluster.controlplane import CONTEXT, LocalControlPlane
+from localcluster.controlplane import CONTEXT, STORAGE, LocalControlPlane
 from localcluster.kube import is_conflict, meta
-from localcluster.pki import ClientIdentity
 from localcluster.processes import ManagedProcess
 from localcluster.toolchain import ToolchainMissingError
 from localcluster.zfs_pool import ZfsPool
 
 __all__ = [
     "DEFAULT_NODE",
-    "DEFAULT_POOL",
-    "IDENTITIES",
+    "LOCAL_STACK",
     "LocalStorage",
     "StorageBinaries",
     "find_storage_binaries",
+    "stack_pool",
 ]
 
 REPO: Final = Path(__file__).resolve().parent.parent
-#: The local cluster's one node (the local stack's cache node) and its pool.
+#: The local cluster's one node (the local stack's cache node).
 DEFAULT_NODE: Final = "local-zfs-node"
-DEFAULT_POOL: Final = "zfspv-pool"
+#: The stack the local cluster serves; its ``storage.poolName`` names the pool.
+LOCAL_STACK: Final = REPO / "Pulumi.local.yaml"
 _FIX: Final = 'scripts/toolchain.sh && eval "$(scripts/toolchain.sh env)"'
-#: One client identity per storage component, as each runs under its own account upstream.
-IDENTITIES: Final = {
-    "zfs-csi-driver": ClientIdentity("arc-zfs-cache:zfs-csi-driver", ("system:masters",)),
-    "csi-provisioner": ClientIdentity("arc-zfs-cache:csi-provisioner", ("system:masters",)),
-    "csi-snapshotter": ClientIdentity("arc-zfs-cache:csi-snapshotter", ("system:masters",)),
-    "snapshot-controller": ClientIdentity("arc-zfs-cache:snapshot-controller", ("system:masters",)),
-}
 #: The order they start in (stopped in reverse).
 _ORDER: Final = ("zfs-csi-driver", "snapshot-controller", "csi-provisioner", "csi-snapshotter")
 
@@ -84,6 +78,12 @@ def find_storage_binaries() -> StorageBinaries:
     return StorageBinaries()
 
 
+def stack_pool(stack_file: Path = LOCAL_STACK) -> str:
+    """The pool a stack's StorageClasses name (``storage.poolName``, validated as ``make check``
+    does, so the default lives in one place: :mod:`components.config`)."""
+    return validate_config(load_stack_file(stack_file)).storage.pool_name
+
+
 def _b64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode()
 
@@ -95,7 +95,7 @@ class LocalStorage:
         self,
         plane: LocalControlPlane,
         *,
-        pool: str = DEFAULT_POOL,
+        pool: str,
         node: str = DEFAULT_NODE,
         binaries: StorageBinaries | None = None,
     ) -> None:
@@ -113,8 +113,8 @@ class LocalStorage:
 
     def _write_kubeconfigs(self) -> None:
         pki = self.plane.pki
-        pki.ensure(list(IDENTITIES.values()))
-        for role, identity in IDENTITIES.items():
+        pki.ensure(list(STORAGE.values()))
+        for role, identity in STORAGE.items():
             config = {
                 "apiVersion": "v1",
                 "kind": "Config",
@@ -169,7 +169,14 @@ class LocalStorage:
             ]
             return argv, env
         if role == "snapshot-controller":
-            return [str(binaries.snapshot_controller), kubeconfig, "--v=2"], env
+            # The program takes no group snapshots; with the (GA, default-on) gate the
+            # controller waits --retry-crd-interval-max (30 s) for their CRDs before it works.
+            return [
+                str(binaries.snapshot_controller),
+                kubeconfig,
+                "--v=2",
+                "--feature-gates=CSIVolumeGroupSnapshot=false",
+            ], env
         address = f"--csi-address={self.socket}"
         if role == "csi-provisioner":
             # As OpenEBS deploys it (deploy/zfs-operator.yaml), less capacity tracking (the
@@ -213,8 +220,14 @@ class LocalStorage:
         )
 
     def install_crds(self, binaries: StorageBinaries) -> list[str]:
-        """Create or update the release's VolumeSnapshot CRDs (over any fixture)."""
+        """Create or update the release's VolumeSnapshot CRDs (over any fixture), and the
+        OpenEBS namespace the driver keeps its objects in (the chart's install makes it; the
+        local stack has ``storage.install: false``, so this stands for that install)."""
         kube = self.plane.kube("harness")
+        kube.ensure(
+            "Namespace",
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPENEBS_NAMESPACE}},
+        )
         names = []
         for path in sorted(binaries.crd_dir.glob("snapshot.storage.k8s.io_*.yaml")):
             for doc in yaml.safe_load_all(path.read_text()):

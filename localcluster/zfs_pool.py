@@ -99,6 +99,20 @@ def zpool(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return _run("zpool", args, check)
 
 
+def _zpool_settled(*args: str, timeout: float = 20.0) -> None:
+    """``zpool ARGS`` (export, destroy), retried: right after the processes that used the
+    pool's datasets exit, zfs-fuse still refuses for a moment; past ``timeout`` the
+    RuntimeError carries zpool's own message."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = zpool(*args, check=False)
+        if result.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"zpool {' '.join(args)}: {result.stderr.strip()}")
+        time.sleep(0.2)
+
+
 @dataclass(frozen=True, slots=True)
 class Dataset:
     """One line of ``zfs list -t all``: a filesystem or a snapshot."""
@@ -227,7 +241,7 @@ class ZfsPool:
         """Unmount and export the pool (kept on disk for the next start)."""
         with _daemon_lock():
             if self.imported() and self._vdevs() == [str(self.image)]:
-                zpool("export", "-f", self.name)
+                _zpool_settled("export", "-f", self.name)
             _release_daemon()
 
     def destroy(self) -> None:
@@ -235,7 +249,7 @@ class ZfsPool:
         with _daemon_lock():
             if _daemon_answers() and zpool("list", "-H", self.name, check=False).returncode == 0:
                 if self._vdevs() == [str(self.image)]:
-                    zpool("destroy", "-f", self.name)
+                    _zpool_settled("destroy", "-f", self.name)
             elif self.image.exists() and _daemon_answers():
                 # Exported earlier: import it only to destroy it, so nothing refers to it.
                 zpool("import", "-d", str(self.image.parent), "-f", self.name, check=False)

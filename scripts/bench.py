@@ -6,7 +6,7 @@
 Everything is measured in this one run on this machine, so the ratios compare like with like:
 
 a. ``pulumi preview`` of stacks with 1, 10 and 40 runner scale sets against the local control
-   plane (kube-apiserver + etcd + the storage simulator of ``localcluster``), without and with
+   plane (kube-apiserver + etcd + the real storage of ``localcluster``), without and with
    the policy pack, each as a multiple of the preview of an empty Python program: the floor that
    the CLI, the engine and the Python language host cost whatever the program does;
 b. ``pulumi up`` that promotes a cache against ``pulumi up`` with no change (the local stack);
@@ -133,11 +133,14 @@ class Report:
 # --- Stack configs ----------------------------------------------------------------------------
 
 
-def local_stack_config() -> dict[str, Any]:
-    """The shipped local stack's config without its sealed secret (set per project instead)."""
+def local_stack_config(pool: str | None = None) -> dict[str, Any]:
+    """The shipped local stack's config without its sealed secret (set per project instead),
+    on ``pool`` if given (a local cluster's, for stacks that provision)."""
     document = yaml.safe_load((ROOT / "Pulumi.local.yaml").read_text(encoding="utf-8"))
     config: dict[str, Any] = {k.partition(":")[2]: v for k, v in document["config"].items()}
     del config["github"]["credentials"]["token"]
+    if pool is not None:
+        config["storage"]["poolName"] = pool
     return config
 
 
@@ -278,7 +281,7 @@ def grpc_profile(project: PulumiProject, logfile: Path, policy: bool) -> dict[st
 
 @contextmanager
 def local_cluster(workdir: Path) -> Iterator[LocalCluster]:
-    """A started local control plane + storage simulator, stopped on the way out."""
+    """A started local control plane + its real storage, stopped on the way out."""
     try:
         find_binaries()
     except ToolchainMissingError as exc:
@@ -372,7 +375,9 @@ def measure_promotion(report: Report, cluster: LocalCluster, workdir: Path, repe
     """
     project = PulumiProject.create(workdir / "promotion", cluster.kubeconfig, stack="promote")
     require_plugins(project)
-    project.set_config(local_stack_config(), {"github.credentials.token": TOKEN})
+    project.set_config(
+        local_stack_config(cluster.storage.pool.name), {"github.credentials.token": TOKEN}
+    )
     report.time("up-create", "up, creating the local stack", project.up, 1)
     generation = int(project.outputs()["generations"]["gcc12"])
     for attempt in range(1, repeat + 1):
@@ -585,8 +590,9 @@ def measure_node(report: Report, workdir: Path, repeat: int) -> None:
         )
         report.sections.append(
             f"Peak memory (RSS) of the whole local stack (etcd, kube-apiserver, "
-            f"kube-controller-manager, storage simulator, kube-scheduler, containerd and its "
-            f"shims, kubelet, ARC controller double, and every container) while the local stack "
+            f"kube-controller-manager, zfs-fuse, the CSI driver double and sidecars, "
+            f"kube-scheduler, containerd and its shims, kubelet, ARC controller double, and "
+            f"every container) while the local stack "
             f"was deployed and the job pods ran: {sampler.peak / 2**30:.2f} GiB "
             f"(goal under 3 GiB)."
         )

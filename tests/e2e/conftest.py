@@ -1,7 +1,8 @@
-"""e2e tier: a real kube-apiserver + etcd on loopback with the storage simulator, per session.
+"""e2e tier: a real kube-apiserver + etcd on loopback with real storage, per session.
 
 Everything under tests/e2e is marked ``e2e``. The tier never skips: without the toolchain
-binaries the session fails with the reason and the command that fixes it.
+binaries, or on a machine that cannot run zfs-fuse, the session fails with one line naming
+the cause and the fix.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import pytest
 
 from localcluster.__main__ import kubectl_line
 from localcluster.harness import LocalCluster
+from localcluster.storage import find_storage_binaries
 from localcluster.toolchain import FIX_COMMAND, ToolchainMissingError, find_binaries
+from localcluster.zfs_pool import StorageUnavailableError, preflight
 
 _E2E_DIR = Path(__file__).resolve().parent
 
@@ -28,17 +31,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    """A started control plane + storage simulator, shared by the session, stopped at its end.
+    """A started control plane + real storage, shared by the session, stopped at its end.
 
     Attributes: ``kubeconfig`` (the code under test's, context ``arc-zfs-cache-local``),
     ``client()`` / ``kube()`` (harness identity), ``audit`` (``mark()``,
     ``mutating_requests(since)``), ``mutating_requests(since)``, ``schedule_pod(ns, name,
-    node)``, ``simulator`` and ``control_plane``.
+    node)``, ``storage`` (its ``pool``: ``name``, ``datasets()``) and ``control_plane``.
     """
     missing: str | None = None
     try:
         find_binaries()
-    except ToolchainMissingError as exc:
+        find_storage_binaries()
+        preflight()
+    except (ToolchainMissingError, StorageUnavailableError) as exc:
         missing = str(exc)
     if missing is not None:
         pytest.fail(

@@ -3,7 +3,9 @@ cluster, the provider's property bag, job clones as the hook would make them, an
 protocol's objects.
 
 The objects mirror what the program makes: one Immediate StorageClass for the cache's node
-(allowedTopologies on that node) holding generation 1, builder volume 1 and every clone.
+(allowedTopologies on that node, ``poolname`` the session's real zfs-fuse pool) holding
+generation 1, builder volume 1 and every clone. Reads of the pool itself (``datasets``,
+``origin_of``) go through ``zfs`` on that pool.
 """
 
 from __future__ import annotations
@@ -28,12 +30,13 @@ from components.promotion.model import Pointer, format_time
 from components.promotion.provider import CachePromotionProvider
 from localcluster.harness import LocalCluster
 from localcluster.kube import Kube, meta
+from localcluster.storage import DEFAULT_NODE
+from localcluster.zfs_pool import Dataset
 
 T = TypeVar("T")
 Obj = dict[str, Any]
 
-POOL: Final = "zfspv-pool"
-NODE: Final = "local-zfs-node"
+NODE: Final = DEFAULT_NODE
 SIZE: Final = "1Gi"
 NODE_CLASS: Final = c.cache_storage_class("promo", NODE)
 SNAPSHOT_CLASS: Final = "promo-snapshots"
@@ -53,8 +56,8 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 30.0) ->
         delay = min(delay * 1.5, 0.5)
 
 
-def ensure_classes(kube: Kube) -> None:
-    """The node's ZFS StorageClass and the VolumeSnapshotClass (shared, idempotent)."""
+def ensure_classes(kube: Kube, pool: str) -> None:
+    """The node's ZFS StorageClass on ``pool`` and the VolumeSnapshotClass (shared, idempotent)."""
     kube.ensure(
         "StorageClass",
         {
@@ -62,7 +65,7 @@ def ensure_classes(kube: Kube) -> None:
             "kind": "StorageClass",
             "metadata": {"name": NODE_CLASS},
             "provisioner": c.OPENEBS_ZFS_CSI_DRIVER,
-            "parameters": {"poolname": POOL, "fstype": "zfs"},
+            "parameters": {"poolname": pool, "fstype": "zfs"},
             "reclaimPolicy": "Delete",
             "volumeBindingMode": "Immediate",
             "allowedTopologies": [
@@ -102,6 +105,11 @@ def claim_body(
     return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": metadata, "spec": spec}
 
 
+def pool_names(cluster: LocalCluster) -> set[str]:
+    """Every dataset and snapshot in the cluster's pool now (``zfs list -t all``)."""
+    return {d.name for d in cluster.storage.pool.datasets()}
+
+
 @dataclass
 class CacheSetup:
     """One cache (its stack-owned generation 1 and builder volume 1) in its own namespace."""
@@ -116,7 +124,7 @@ class CacheSetup:
     def create(cls, cluster: LocalCluster, **settings: Any) -> CacheSetup:
         """Namespace, gen 1 (as BuildCache makes it) and work-1 (a clone of it), Bound."""
         kube = cluster.kube()
-        ensure_classes(kube)
+        ensure_classes(kube, cluster.storage.pool.name)
         namespace = f"promo-{uuid.uuid4().hex[:6]}"
         kube.create(
             "Namespace", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
@@ -208,6 +216,80 @@ class CacheSetup:
     def builders(self) -> set[str]:
         """Names of the cache's builder volumes."""
         return self.names("PersistentVolumeClaim", c.ROLE_BUILDER_VOLUME)
+
+    def volume_of(self, claim: str) -> str:
+        """The PV (= ZFSVolume = dataset) name of a Bound claim."""
+        return str(self.bound(claim)["spec"]["volumeName"])
+
+    def datasets(self) -> dict[str, Dataset]:
+        """Every dataset and snapshot of the pool (``zfs list -t all``), by name."""
+        return {d.name: d for d in self.cluster.storage.pool.datasets()}
+
+    def dataset(self, volume: str) -> str:
+        """The dataset name of PV ``volume``."""
+        return f"{self.cluster.storage.pool.name}/{volume}"
+
+    def snapshot_dataset(self, snapshot: str) -> str:
+        """The ZFS snapshot behind VolumeSnapshot ``snapshot`` (its content's handle)."""
+        snap = self.kube.get("VolumeSnapshot", snapshot, self.namespace) or {}
+        content = (snap.get("status") or {}).get("boundVolumeSnapshotContentName")
+        body = self.kube.get("VolumeSnapshotContent", content) if content else None
+        handle = ((body or {}).get("status") or {}).get("snapshotHandle")
+        assert handle, f"VolumeSnapshot {snapshot} has no snapshot handle yet"
+        return self.dataset(str(handle))
+
+    def accounted_datasets(self) -> set[str]:
+        """What the namespace's objects account for in the pool: one dataset per claim's PV,
+        the internal ``<srcPV>@<clonePV>`` snapshot of each PVC-to-PVC clone (upstream
+        CreateClone) and the snapshot behind each ready VolumeSnapshot."""
+        claims = self.kube.list("PersistentVolumeClaim", self.namespace)
+        volume = {meta(pvc)["name"]: (pvc.get("spec") or {}).get("volumeName") for pvc in claims}
+        names = {self.dataset(v) for v in volume.values() if v}
+        for pvc in claims:
+            source = (pvc.get("spec") or {}).get("dataSource") or {}
+            clone, parent = volume[meta(pvc)["name"]], volume.get(source.get("name", ""))
+            if source.get("kind") == "PersistentVolumeClaim" and clone and parent:
+                names.add(f"{self.dataset(parent)}@{clone}")
+        for snap in self.kube.list("VolumeSnapshot", self.namespace):
+            if (snap.get("status") or {}).get("readyToUse"):
+                names.add(self.snapshot_dataset(meta(snap)["name"]))
+        return names
+
+    def wait_pool_accounted(self, before: set[str], timeout: float = 30.0) -> None:
+        """Wait until every dataset the pool gained since ``before`` (``zfs list -t all``) is
+        accounted for by the namespace's objects and all of those exist: nothing orphaned,
+        nothing missing. Deletions are asynchronous (the driver destroys datasets after the
+        objects go), hence the wait."""
+        last: list[tuple[set[str], set[str]]] = []
+
+        def probe() -> bool:
+            actual, wanted = set(self.datasets()), self.accounted_datasets()
+            last[:] = [(actual - before - wanted, wanted - actual)]
+            return not any(last[0])
+
+        try:
+            wait_for("the pool to hold exactly what the objects account for", probe, timeout)
+        except AssertionError as exc:
+            orphans, missing = last[0]
+            raise AssertionError(
+                f"{exc}: orphans {sorted(orphans)}, missing {sorted(missing)}"
+            ) from None
+
+    def refused_destroys(self, volumes: set[str], since: int) -> list[str]:
+        """Lines of the driver's log after byte ``since`` where ZFS refused to destroy one of
+        ``volumes`` because clones depend on it: each is a delete the program should not have
+        asked for. (zfs-fuse's transient "dataset is busy", retried by the driver, is not.)"""
+        log = self.cluster.storage.state_dir / "logs" / "zfs-csi-driver.log"
+        text = log.read_bytes()[since:].decode(errors="replace")
+        return [
+            line
+            for line in text.splitlines()
+            if "dependent clones" in line and any(v in line for v in volumes)
+        ]
+
+    def driver_log_size(self) -> int:
+        """Current size of the driver's log (an offset for :meth:`refused_destroys`)."""
+        return (self.cluster.storage.state_dir / "logs" / "zfs-csi-driver.log").stat().st_size
 
     def lease_holder(self) -> str | None:
         """Current holder of the cache's promotion Lease (None if free or absent)."""

@@ -3,7 +3,9 @@
 It runs in a copy of the checkout, so its control plane, state backend and stack are its own;
 the copy shares this checkout's ``.venv`` and the toolchain cache. Variables that ``make test``
 exports for the checkout (backend, passphrase, kubeconfig) are removed, so the copy's Makefile
-chooses them as it does on a fresh machine.
+chooses them as it does on a fresh machine. The one change to the copy: its ``storage.poolName``
+names a pool of this process, since one zfs-fuse daemon serves every pool of the machine (a
+developer's ``make up`` holds ``zfspv-pool``).
 """
 
 from __future__ import annotations
@@ -17,11 +19,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from localcluster.__main__ import kubectl_line
 from localcluster.processes import pid_alive
+from localcluster.zfs_pool import ZfsPool, zpool
 
 ROOT = Path(__file__).resolve().parents[2]
+POOL = f"make-up-{os.getpid()}"
 # Set by the Makefile of the checkout running the tests; the copy's Makefile sets its own.
 _CHECKOUT_ENV = ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "KUBECONFIG", "STACK")
 _MAKE_ENV = ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")
@@ -40,6 +45,10 @@ def _checkout_copy(destination: Path) -> Path:
             (destination / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, destination / name)
     (destination / ".venv").symlink_to(ROOT / ".venv")
+    stack = destination / "Pulumi.local.yaml"
+    document = yaml.safe_load(stack.read_text())
+    document["config"]["arc-zfs-cache:storage"]["poolName"] = POOL
+    stack.write_text(yaml.safe_dump(document, sort_keys=False))
     return destination
 
 
@@ -112,6 +121,26 @@ def test_make_up_deploys_the_local_stack_then_make_down_stops_everything(
     ):
         assert name in shown.stdout, name
 
+    # Beside it, the zfs list line; its datasets are the stack's generations and builder
+    # volumes (one per PV; each builder volume a clone of its cache's generation 1).
+    zfs_line = ZfsPool(checkout / ".local-cluster", POOL).list_line()
+    assert zfs_line in first.stdout
+    listed = subprocess.run(zfs_line.split(), capture_output=True, text=True, check=False)
+    assert listed.returncode == 0, listed.stderr
+    volumes = {
+        name: pv
+        for line in shown.stdout.splitlines()
+        if line.startswith("arc-runners ") and "persistentvolumeclaim/" in line
+        for name, pv in [(line.split()[1].split("/")[1], line.split()[3])]
+    }
+    datasets = {d.name: d for d in ZfsPool(checkout / ".local-cluster", POOL).datasets()}
+    for cache in ("gcc12", "clang17"):
+        gen1, work1 = volumes[f"{cache}-gen-1"], volumes[f"{cache}-work-1"]
+        assert f"{POOL}/{gen1}" in listed.stdout and f"{POOL}/{work1}" in listed.stdout
+        assert datasets[f"{POOL}/{work1}"].origin == f"{POOL}/{gen1}@{work1}"
+    filesystems = {name for name, d in datasets.items() if d.type == "filesystem"}
+    assert filesystems == {f"{POOL}/{pv}" for pv in volumes.values()}
+
     again = make(checkout, "up")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "local cluster already running" in again.stdout
@@ -121,10 +150,15 @@ def test_make_up_deploys_the_local_stack_then_make_down_stops_everything(
     pids = [
         json.loads(p.read_text())["pid"] for p in (checkout / ".local-cluster/run").glob("*.pid")
     ]
-    assert len(pids) >= 4  # etcd, kube-apiserver, kube-controller-manager, storage simulator
+    # etcd, kube-apiserver, kube-controller-manager, the driver, the sidecars, the controller
+    assert len(pids) >= 7
     down = make(checkout, "down")
     assert down.returncode == 0, down.stdout + down.stderr
     assert f"- {count} deleted" in down.stdout  # the stack is destroyed before the cluster stops
     assert [pid for pid in pids if pid_alive(pid)] == []
     status = localcluster(checkout, "status")
     assert status.returncode == 3  # nothing running
+    # No pool left imported and nothing left mounted.
+    assert zpool("list", POOL, check=False).returncode != 0
+    mounts = Path("/proc/mounts").read_text().splitlines()
+    assert [m for m in mounts if str(checkout) in m] == []

@@ -44,10 +44,12 @@ def wait_for(what: str, check: Callable[[], T | None], timeout: float = 120.0) -
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def local_stack_config() -> dict[str, Any]:
+def local_stack_config(pool: str) -> dict[str, Any]:
+    """The local stack's config on ``pool`` (the cluster's, named per process)."""
     document = yaml.safe_load((ROOT / "Pulumi.local.yaml").read_text())
     config = {k.partition(":")[2]: v for k, v in document["config"].items()}
     del config["github"]["credentials"]["token"]
+    config["storage"]["poolName"] = pool
     return config
 
 
@@ -75,7 +77,9 @@ def stack(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> It
     project = PulumiProject.create(
         tmp_path_factory.mktemp("node-stack-program"), Path(cluster.kubeconfig), stack="local"
     )
-    project.set_config(local_stack_config(), {"github.credentials.token": TOKEN})
+    project.set_config(
+        local_stack_config(cluster.storage.pool.name), {"github.credentials.token": TOKEN}
+    )
     project.up()
     yield project
     project.destroy(check=False)
@@ -108,7 +112,7 @@ def test_controller_and_every_listener_pod_run(cluster: LocalCluster, stack: Any
         lambda: phase(client, controller_ns, controller.metadata.name) == "Running",
     )
     sets = [a.to_dict() for a in client.list(AutoscalingRunnerSet, namespace="*")]
-    assert sorted(a["metadata"]["name"] for a in sets) == sorted(local_stack_config()["scaleSets"])
+    assert sorted(a["metadata"]["name"] for a in sets) == sorted(local_stack_config(cluster.storage.pool.name)["scaleSets"])
     for ars in sets:
         name = listener_name(ars)
         wait_for(
@@ -126,7 +130,7 @@ def test_runner_pod_on_request_is_admitted_and_placed_on_the_cache_node(
     cluster: LocalCluster, stack: Any
 ) -> None:
     client = cluster.client()
-    namespace = local_stack_config()["scaleSets"]["local-gcc12"]["namespace"]
+    namespace = local_stack_config(cluster.storage.pool.name)["scaleSets"]["local-gcc12"]["namespace"]
     wait_for(
         "the runner set", lambda: _try(lambda: request_runners(client, namespace, "local-gcc12", 1))
     )

@@ -1,8 +1,9 @@
 """The program through the real Pulumi CLI and engine against a real kube-apiserver.
 
 One stack goes through its whole life: a bad config is refused before anything exists, a
-preview of the full stack mutates nothing, ``up`` creates every object, a second ``up`` is a
-no-op, a config change is an in-place update, ``destroy`` leaves nothing behind.
+preview of the full stack mutates nothing, ``up`` creates every object (and every claim is a
+real dataset in the session's pool), a second ``up`` is a no-op, a config change is an
+in-place update, ``destroy`` leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -36,11 +37,13 @@ AutoscalingRunnerSet = create_namespaced_resource(
 )
 
 
-def local_stack_config() -> dict[str, Any]:
-    """The shipped local stack's config, minus its sealed secret (set per test)."""
+def local_stack_config(local_cluster: Any) -> dict[str, Any]:
+    """The shipped local stack's config, minus its sealed secret (set per test), on the
+    session's pool (named per process: one zfs-fuse daemon serves the machine's pools)."""
     document = yaml.safe_load((ROOT / "Pulumi.local.yaml").read_text())
     config = {k.partition(":")[2]: v for k, v in document["config"].items()}
     del config["github"]["credentials"]["token"]
+    config["storage"]["poolName"] = local_cluster.storage.pool.name
     return config
 
 
@@ -61,7 +64,7 @@ def client(local_cluster: Any) -> Client:
 
 
 def test_bad_config_fails_before_any_object(project: PulumiProject, local_cluster: Any) -> None:
-    config = local_stack_config()
+    config = local_stack_config(local_cluster)
     config["caches"]["gcc12"]["size"] = "10GB"
     config["scaleSets"]["local-linux"]["maxRunners"] = 0
     project.set_config(config, {"github.credentials.token": TOKEN})
@@ -76,7 +79,7 @@ def test_bad_config_fails_before_any_object(project: PulumiProject, local_cluste
 
 
 def test_preview_of_full_stack_mutates_nothing(project: PulumiProject, local_cluster: Any) -> None:
-    project.set_config(local_stack_config(), {"github.credentials.token": TOKEN})
+    project.set_config(local_stack_config(local_cluster), {"github.credentials.token": TOKEN})
     mark = local_cluster.audit.mark()
     result = project.preview()
     assert "local-gcc12-builder" in result.output
@@ -84,7 +87,9 @@ def test_preview_of_full_stack_mutates_nothing(project: PulumiProject, local_clu
     assert local_cluster.mutating_requests(mark) == []
 
 
-def test_up_creates_every_object(project: PulumiProject, client: Client) -> None:
+def test_up_creates_every_object(
+    project: PulumiProject, client: Client, local_cluster: Any
+) -> None:
     result = project.up()
     assert TOKEN not in result.output
     # Hook ConfigMap: clones gen 1 at exactly the cache's size.
@@ -102,14 +107,23 @@ def test_up_creates_every_object(project: PulumiProject, client: Client) -> None
     assert claims["cache-clang17"]["resources"]["requests"]["storage"] == "5Gi"
     assert template["spec"]["automountServiceAccountToken"] is False
     # Parent and builder volume are bound, on the cache's node, at the same size.
+    volumes = {}
     for name in ("gcc12-gen-1", "gcc12-work-1"):
         pvc = client.get(PersistentVolumeClaim, name, namespace="arc-runners")
         assert pvc.status and pvc.status.phase == "Bound", name
         assert pvc.spec and pvc.spec.volumeName
+        volumes[name] = pvc.spec.volumeName
         pv = client.get(PersistentVolume, pvc.spec.volumeName)
         assert pv.spec and pv.spec.capacity == {"storage": "10Gi"}
         node_terms = json.dumps(pv.spec.nodeAffinity.to_dict() if pv.spec.nodeAffinity else {})
         assert "local-zfs-node" in node_terms
+    # In the pool: one dataset each; the builder volume a ZFS clone of gen 1 (upstream's
+    # PVC-to-PVC clone snapshots <srcPV>@<clonePV> first).
+    pool = local_cluster.storage.pool.name
+    datasets = {d.name: d for d in local_cluster.storage.pool.datasets()}
+    gen1, work1 = (f"{pool}/{volumes[n]}" for n in ("gcc12-gen-1", "gcc12-work-1"))
+    assert gen1 in datasets and datasets[gen1].origin is None
+    assert datasets[work1].origin == f"{gen1}@{volumes['gcc12-work-1']}"
     # Runner scale sets: node pinning, hook template mounted as a directory, secret by name.
     ars = client.get(AutoscalingRunnerSet, "local-linux", namespace="arc-runners")
     spec = ars["spec"] if isinstance(ars, dict) else ars.spec  # type: ignore[index]
@@ -140,8 +154,10 @@ def test_second_up_is_a_no_op(project: PulumiProject) -> None:
     project.up("--expect-no-changes")
 
 
-def test_config_change_is_an_in_place_update(project: PulumiProject, client: Client) -> None:
-    config = local_stack_config()
+def test_config_change_is_an_in_place_update(
+    project: PulumiProject, client: Client, local_cluster: Any
+) -> None:
+    config = local_stack_config(local_cluster)
     changed = copy.deepcopy(config)
     changed["scaleSets"]["local-linux"]["maxRunners"] = 7
     # A new hook template content (as a promotion makes) updates the ConfigMap in place.

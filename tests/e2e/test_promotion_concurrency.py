@@ -19,7 +19,14 @@ from components.promotion.lease import LeaseHeldError
 from components.promotion.provider import CachePromotionProvider
 from localcluster.harness import LocalCluster
 from localcluster.kube import meta
-from tests.e2e.promotion_env import CacheSetup, finish_driver, run_driver, start_driver, wait_for
+from tests.e2e.promotion_env import (
+    CacheSetup,
+    finish_driver,
+    pool_names,
+    run_driver,
+    start_driver,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -126,8 +133,11 @@ def test_job_clones_during_promotions_and_collection_never_miss_their_parent(
     local_cluster: LocalCluster,
 ) -> None:
     """Jobs clone whatever the hook ConfigMap names while promotions move it and collection
-    deletes superseded generations (grace 2 s): every clone binds."""
+    deletes superseded generations (grace 2 s): every clone binds, collection never asks ZFS
+    to destroy a generation a live clone depends on, and the pool ends with no orphan."""
+    before = pool_names(local_cluster)
     setup = CacheSetup.create(local_cluster, grace_seconds=2)
+    since = setup.driver_log_size()
     provider = CachePromotionProvider()
     outs = provider.create(setup.props()).outs or {}
     setup.hook_config_map(outs["parent_claim"])
@@ -164,9 +174,11 @@ def test_job_clones_during_promotions_and_collection_never_miss_their_parent(
     for worker in workers:
         worker.start()
     collected: list[str] = []
+    generations = {setup.volume_of(outs["parent_claim"])}
     try:
         for k in range(6):
             outs = provider.update("id", outs, setup.props(promote=f"k{k}")).outs or {}
+            generations.add(setup.volume_of(outs["parent_claim"]))
             # What the program does in the same `pulumi up`: re-render the hook ConfigMap.
             setup.hook_config_map(outs["parent_claim"])
             collected += [line for line in outs["report"] if line.startswith("collect ")]
@@ -185,8 +197,19 @@ def test_job_clones_during_promotions_and_collection_never_miss_their_parent(
     assert any("collect PersistentVolumeClaim gcc12-gen-" in line for line in collected), collected
     wait_for(
         "job clones gone",
-        lambda: not [n for n in setup.names("PersistentVolumeClaim") if n.startswith("job-")],
+        lambda: (
+            not [
+                pvc
+                for pvc in setup.kube.list("PersistentVolumeClaim", setup.namespace)
+                if meta(pvc)["name"].startswith("job-")
+            ]
+        ),
+        timeout=60,
     )
+    # Had collection deleted a generation with a live clone, ZFS would have refused to
+    # destroy its dataset (and the driver said so): it never asked.
+    assert setup.refused_destroys(generations, since) == []
+    setup.wait_pool_accounted(before)
 
 
 def test_one_provider_process_serves_several_caches_at_once(

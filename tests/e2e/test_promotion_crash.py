@@ -5,7 +5,8 @@ itself with SIGKILL right after the named step: no ``finally`` runs, the Lease s
 a dead process until it expires (2 s here), and Pulumi would not have recorded anything, so
 the re-run gets the same olds and news. After every re-run: the pointer names the expected
 generation, every generation and snapshot there is accounted for (nothing leaked), all of them
-are Bound/ready, and the Lease is free.
+are Bound/ready, the Lease is free, and the pool (``zfs list -t all`` before and after) holds
+exactly the datasets and snapshots those objects account for: no orphan.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from components import constants as c
 from components.promotion.steps import STEPS
 from localcluster.harness import LocalCluster
 from localcluster.kube import meta
-from tests.e2e.promotion_env import CacheSetup, run_driver
+from tests.e2e.promotion_env import CacheSetup, pool_names, run_driver
 
 pytestmark = pytest.mark.e2e
 
@@ -37,7 +38,9 @@ PROMOTION_STEPS = [
 RESET_STEPS = ["builder-created", "builder-bound", "builder-swapped", "builder-retired"]
 
 
-def assert_consistent(setup: CacheSetup, outs: dict[str, Any], generation: int) -> None:
+def assert_consistent(
+    setup: CacheSetup, outs: dict[str, Any], generation: int, before: set[str]
+) -> None:
     pointer = setup.pointer()
     assert pointer.generation == generation == outs["generation"]
     assert pointer.parent_claim == outs["parent_claim"] == c.generation_name("gcc12", generation)
@@ -59,6 +62,7 @@ def assert_consistent(setup: CacheSetup, outs: dict[str, Any], generation: int) 
         )
         assert claim is not None and c.ANNOTATION_SUPERSEDED_AT in meta(claim)["annotations"]
     assert setup.lease_holder() is None
+    setup.wait_pool_accounted(before)
 
 
 def test_the_step_list_matches_the_provider() -> None:
@@ -68,6 +72,7 @@ def test_the_step_list_matches_the_provider() -> None:
 def test_crash_after_each_promotion_and_reset_step_then_rerun_converges(
     local_cluster: LocalCluster, tmp_path: Path
 ) -> None:
+    before = pool_names(local_cluster)
     setup = CacheSetup.create(local_cluster, lease_seconds=2)
     created = run_driver(tmp_path, "create", props=setup.props())
     assert created.returncode == 0, created
@@ -83,7 +88,7 @@ def test_crash_after_each_promotion_and_reset_step_then_rerun_converges(
         outs = rerun.answer["outs"]
         generation += 1
         assert outs["token"] == f"t{i}"
-        assert_consistent(setup, outs, generation)
+        assert_consistent(setup, outs, generation, before)
     builders = {"gcc12-work-1"}
     for i, step in enumerate(RESET_STEPS):
         news = setup.props(promote=outs["token"], reset_builder=f"r{i}")
@@ -97,12 +102,13 @@ def test_crash_after_each_promotion_and_reset_step_then_rerun_converges(
         assert setup.pointer().builder_claim == outs["builder_claim"]
         assert setup.builders() == builders
         setup.bound(outs["builder_claim"], timeout=5)
-        assert_consistent(setup, outs, generation)
+        assert_consistent(setup, outs, generation, before)
 
 
 def test_rerun_with_another_token_removes_what_the_crashed_attempt_left(
     local_cluster: LocalCluster, tmp_path: Path
 ) -> None:
+    before = pool_names(local_cluster)
     setup = CacheSetup.create(local_cluster, lease_seconds=2)
     created = run_driver(tmp_path, "create", props=setup.props())
     outs, rid = created.answer["outs"], created.answer["id"]
@@ -125,12 +131,13 @@ def test_rerun_with_another_token_removes_what_the_crashed_attempt_left(
     assert meta(snap)["annotations"][c.ANNOTATION_PROMOTE_TOKEN] == "fresh"
     gen2 = setup.kube.get("PersistentVolumeClaim", "gcc12-gen-2", setup.namespace)
     assert gen2 is not None and meta(gen2)["annotations"][c.ANNOTATION_PROMOTE_TOKEN] == "fresh"
-    assert_consistent(setup, rerun.answer["outs"], 2)
+    assert_consistent(setup, rerun.answer["outs"], 2, before)
 
 
 def test_crash_during_collection_then_rerun_collects_the_rest(
     local_cluster: LocalCluster, tmp_path: Path
 ) -> None:
+    before = pool_names(local_cluster)
     setup = CacheSetup.create(local_cluster, lease_seconds=2)
     created = run_driver(tmp_path, "create", props=setup.props())
     outs, rid = created.answer["outs"], created.answer["id"]
@@ -148,3 +155,4 @@ def test_crash_during_collection_then_rerun_collects_the_rest(
     assert setup.snapshots() == {"gcc12-gen-3-src"}
     assert setup.pointer().generation == 3
     assert setup.lease_holder() is None
+    setup.wait_pool_accounted(before)

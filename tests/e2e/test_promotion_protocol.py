@@ -1,4 +1,4 @@
-"""The CachePromotion provider against the real API server and the storage simulator.
+"""The CachePromotion provider against the real API server and real storage (zfs-fuse pool).
 
 Provider methods are called directly (in this process, or via the driver in a fresh one); the
 ``pulumi up`` path is in test_promotion_pulumi.py.
@@ -77,9 +77,17 @@ def test_create_then_promote_makes_the_next_generation_and_clones_work(
     assert snap["spec"]["source"]["persistentVolumeClaimName"] == "gcc12-work-1"
     gen1 = setup.kube.get("PersistentVolumeClaim", "gcc12-gen-1", setup.namespace)
     assert gen1 is not None and c.ANNOTATION_SUPERSEDED_AT in meta(gen1)["annotations"]
-    # A job's clone of the new parent works.
+    # In the pool, gen 2 is a real dataset cloned from the builder volume's snapshot.
+    gen2_dataset = setup.dataset(setup.volume_of("gcc12-gen-2"))
+    source = setup.snapshot_dataset("gcc12-gen-2-src")
+    assert source.startswith(setup.dataset(setup.volume_of("gcc12-work-1")) + "@")
+    assert setup.datasets()[gen2_dataset].origin == source
+    # A job's clone of the new parent works: a ZFS clone of it, with (almost) nothing its own.
     setup.job_clone("job-1-cache", "gcc12-gen-2")
-    setup.bound("job-1-cache")
+    job = setup.volume_of("job-1-cache")
+    clone = setup.datasets()[setup.dataset(job)]
+    assert clone.origin == f"{gen2_dataset}@{job}"
+    assert clone.used < 2**20
     assert not provider.diff(created.id, outs, setup.props(promote="c2")).changes
 
 
@@ -89,7 +97,10 @@ def test_collection_waits_for_grace_references_and_dependents(setup: CacheSetup)
     outs = promote(provider, setup, outs, "a")
     setup.hook_config_map("gcc12-gen-2")
     setup.job_clone("job-old", "gcc12-gen-2")
-    setup.bound("job-old")
+    gen2, job_old = setup.volume_of("gcc12-gen-2"), setup.volume_of("job-old")
+    # A live clone depends on gen 2's dataset: ZFS itself would refuse to destroy it.
+    assert setup.datasets()[setup.dataset(job_old)].origin == f"{setup.dataset(gen2)}@{job_old}"
+    since, mark = setup.driver_log_size(), setup.cluster.audit.mark()
     outs = promote(provider, setup, outs, "b")
     assert outs["parent_claim"] == "gcc12-gen-3"
     report = "\n".join(outs["report"])
@@ -104,6 +115,11 @@ def test_collection_waits_for_grace_references_and_dependents(setup: CacheSetup)
     assert not provider.diff("id", outs, setup.props(promote="b")).changes
     setup.hook_config_map("gcc12-gen-3")
     assert not provider.diff("id", outs, setup.props(promote="b")).changes
+    # The program never asked: no delete of gen 2 or its snapshot, its ZFSVolume untouched.
+    deletes = [e for e in setup.cluster.mutating_requests(mark) if e.verb == "delete"]
+    assert not [e.describe() for e in deletes if (e.name or "").startswith("gcc12-gen-2")]
+    zv = setup.kube.get("ZFSVolume", gen2, c.OPENEBS_NAMESPACE)
+    assert zv is not None and not meta(zv).get("deletionTimestamp")
     setup.kube.delete("PersistentVolumeClaim", "job-old", setup.namespace)
     # Once the job's clone and its dataset are gone, collection is due (preview says so).
     wait_for(
@@ -117,6 +133,9 @@ def test_collection_waits_for_grace_references_and_dependents(setup: CacheSetup)
     assert setup.generations() == {"gcc12-gen-1", "gcc12-gen-3"}
     assert setup.snapshots() == {"gcc12-gen-3-src"}
     assert not provider.diff("id", outs, setup.props(promote="b")).changes
+    # Collected only once nothing depended on it: ZFS destroyed it at the first request.
+    wait_for("gen 2's dataset destroyed", lambda: setup.dataset(gen2) not in setup.datasets())
+    assert setup.refused_destroys({gen2}, since) == []
 
 
 def test_reset_builder_then_promote_from_the_new_builder(setup: CacheSetup) -> None:
@@ -265,13 +284,14 @@ def test_clone_not_bound_in_time_is_a_clear_error_and_a_fixed_rerun_converges(
 ) -> None:
     provider = CachePromotionProvider()
     outs = provider.create(setup.props()).outs or {}
+    # Long enough for the real snapshot to become ready; the clone never binds.
     broken = setup.props(
-        promote="b1", parent_storage_class="no-such-class", ready_timeout_seconds=2
+        promote="b1", parent_storage_class="no-such-class", ready_timeout_seconds=10
     )
     with pytest.raises(CloneNotBoundError) as late:
         provider.update("id", outs, broken)
     message = str(late.value)
-    assert f"generation 2 claim {setup.namespace}/gcc12-gen-2 was not Bound within 2s" in message
+    assert f"generation 2 claim {setup.namespace}/gcc12-gen-2 was not Bound within 10s" in message
     assert "phase Pending" in message and "StorageClass no-such-class" in message
     assert setup.pointer().generation == 1 and setup.lease_holder() is None
     outs = provider.update("id", outs, setup.props(promote="b1")).outs or {}

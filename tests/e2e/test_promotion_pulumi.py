@@ -107,11 +107,13 @@ def test_destroy_leaves_the_lineage_and_says_so(
 TOKEN = "ghp_e2ePromotionTokenValue0123456"
 
 
-def local_config(**gcc12: Any) -> dict[str, Any]:
+def local_config(local_cluster: LocalCluster, **gcc12: Any) -> dict[str, Any]:
+    """The local stack's config on the session's pool, with ``gcc12`` settings changed."""
     document = yaml.safe_load((ROOT / "Pulumi.local.yaml").read_text())
     config = {k.partition(":")[2]: v for k, v in document["config"].items()}
     del config["github"]["credentials"]["token"]
     config = copy.deepcopy(config)
+    config["storage"]["poolName"] = local_cluster.storage.pool.name
     config["caches"]["gcc12"].update(gcc12)
     return config
 
@@ -145,10 +147,12 @@ def stack(
 def test_pulumi_up_promotes_and_repoints_every_scale_set(
     local_cluster: LocalCluster, stack: PulumiProject
 ) -> None:
-    stack.set_config(local_config(), {"github.credentials.token": TOKEN})
+    stack.set_config(local_config(local_cluster), {"github.credentials.token": TOKEN})
     stack.up()
     assert hook_claims(local_cluster, "local-linux")["cache-gcc12"] == "gcc12-gen-1"
-    stack.set_config(local_config(promote="feedf00d"), {"github.credentials.token": TOKEN})
+    stack.set_config(
+        local_config(local_cluster, promote="feedf00d"), {"github.credentials.token": TOKEN}
+    )
     mark = local_cluster.audit.mark()
     preview = stack.preview()
     assert "promote gcc12: gen 1 → gen 2 from gcc12-work-1" in preview.output
@@ -158,6 +162,11 @@ def test_pulumi_up_promotes_and_repoints_every_scale_set(
         assert hook_claims(local_cluster, scale_set)["cache-gcc12"] == "gcc12-gen-2", scale_set
     assert hook_claims(local_cluster, "local-linux")["cache-clang17"] == "clang17-gen-1"
     assert stack.outputs()["generations"] == {"gcc12": 2, "clang17": 1}
+    # In the pool, gen 2 is a real dataset cloned from the builder volume's snapshot.
+    cache = CacheSetup(local_cluster, "arc-runners", "gcc12", local_cluster.kube())
+    source = cache.snapshot_dataset("gcc12-gen-2-src")
+    assert source.startswith(cache.dataset(cache.volume_of("gcc12-work-1")) + "@")
+    assert cache.datasets()[cache.dataset(cache.volume_of("gcc12-gen-2"))].origin == source
     # A job's clone of the new parent, made from the rendered template, binds.
     cm = local_cluster.kube().get("ConfigMap", c.hook_template_name("local-gcc12"), "arc-runners")
     assert cm is not None
@@ -185,7 +194,7 @@ def test_pulumi_up_promotes_and_repoints_every_scale_set(
     )
     kube.delete("PersistentVolumeClaim", "e2e-job-cache-gcc12", "arc-runners")
     # A later deploy without the token keeps the generation (tokens are not committed).
-    stack.set_config(local_config(), {"github.credentials.token": TOKEN})
+    stack.set_config(local_config(local_cluster), {"github.credentials.token": TOKEN})
     stack.preview("--expect-no-changes")
     assert stack.outputs()["parent_claims"]["gcc12"] == "gcc12-gen-2"
 
@@ -193,7 +202,9 @@ def test_pulumi_up_promotes_and_repoints_every_scale_set(
 def test_collection_due_updates_only_the_promotion_and_keeps_every_configmap(
     local_cluster: LocalCluster, stack: PulumiProject
 ) -> None:
-    stack.set_config(local_config(promote="feedf00e"), {"github.credentials.token": TOKEN})
+    stack.set_config(
+        local_config(local_cluster, promote="feedf00e"), {"github.credentials.token": TOKEN}
+    )
     stack.up()
     assert hook_claims(local_cluster, "local-linux")["cache-gcc12"] == "gcc12-gen-3"
     setup = CacheSetup(local_cluster, "arc-runners", "gcc12", local_cluster.kube())

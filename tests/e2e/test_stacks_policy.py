@@ -3,7 +3,7 @@
 dev and prod target clusters this machine cannot reach, and charts in a registry it cannot
 reach: their caches, scale sets, namespaces, images and credentials are previewed unchanged
 against the local control plane, with only the plumbing swapped for the local stack's
-(cluster, the OpenEBS install played by the storage simulator, the local stand-in charts).
+(cluster, the OpenEBS install played by the local cluster's storage, the local stand-in charts).
 """
 
 from __future__ import annotations

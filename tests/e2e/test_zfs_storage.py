@@ -3,7 +3,7 @@
 The ZFS CSI driver double (localcluster/zfs_csi) against the real sidecars and a real pool:
 every claim here is provisioned by the real external-provisioner, every snapshot taken by
 the real snapshot controller and csi-snapshotter, and every assertion on datasets reads
-``zfs list`` itself. The module has its own control plane (no storage simulator in it) and
+``zfs list`` itself. The module has its own control plane (beside the session's) and
 a pool named after this process, so it runs beside other local clusters on the machine.
 """
 
@@ -29,7 +29,7 @@ from localcluster.zfs_pool import Dataset, StorageUnavailableError, preflight, z
 T = TypeVar("T")
 Obj = dict[str, Any]
 
-POOL = f"e2e-{os.getpid()}"
+POOL = f"e2e-zfs-{os.getpid()}"
 CLASS = "zfs-e2e"
 SNAPSHOT_CLASS = "zfs-e2e-snapshots"
 
