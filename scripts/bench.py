@@ -19,7 +19,12 @@ d. on the local node (``localcluster.node``, real kubelet on containerd): a job 
    every mount); and the peak memory (RSS) of the whole local stack (every process of its
    state dir and what runs in its containers) while the local stack is deployed and the job
    pods run. Until the CSI driver double's Node service exists the cache volume is a
-   ``local`` PersistentVolume (the kubelet's own bind mount), not a ZFS clone.
+   ``local`` PersistentVolume (the kubelet's own bind mount), not a ZFS clone;
+e. on the local cluster's real storage (zfs-fuse, the real csi-provisioner, the ZFS driver
+   double): a job's clone PVC of a parent filled with 10 files / 1 MiB and of one filled with
+   100,000 files / 1 GiB (incompressible bytes, really written), from creation to Bound, and
+   the clone's ``used``: copy-on-write should make both the same (goal: within 1.2x, ``used``
+   under 1 MiB).
 
 Then it shows where the time goes: the gRPC calls the engine makes to the language host,
 the providers and the policy analyzer (``PULUMI_DEBUG_GRPC``: calls and time per method), the
@@ -65,12 +70,15 @@ if str(ROOT) not in sys.path:  # run as `python scripts/bench.py`
 
 import yaml  # noqa: E402
 
+from components import constants as c  # noqa: E402
 from components.config import SecretValue, validate_config  # noqa: E402
 from localcluster.controlplane import LocalControlPlane  # noqa: E402
 from localcluster.harness import LocalCluster  # noqa: E402
 from localcluster.images import JOB_IMAGE  # noqa: E402
 from localcluster.node import LocalNode  # noqa: E402
+from localcluster.storage import DEFAULT_NODE  # noqa: E402
 from localcluster.toolchain import ToolchainMissingError, find_binaries  # noqa: E402
+from localcluster.zfs_pool import zfs  # noqa: E402
 from scripts.deps import requirements  # noqa: E402
 from tests.e2e.pulumi_cli import PulumiCommandError, PulumiProject  # noqa: E402
 
@@ -491,8 +499,6 @@ def _running(kube: Any, namespace: str, name: str) -> bool:
 
 def template_propagation(kube: Any, node: LocalNode, view: Any) -> float:
     """Seconds from a hook-template ConfigMap update to the new text in the runner pod's file."""
-    from components import constants as c  # noqa: PLC0415
-
     pod = kube.get("Pod", view.runner_pod, view.namespace)
     path = (
         node.kubelet_root / "pods" / pod["metadata"]["uid"] / "volumes"
@@ -601,6 +607,99 @@ def measure_node(report: Report, workdir: Path, repeat: int) -> None:
             [sys.executable, "-m", "localcluster", "--state-dir", str(state), "down"],
             capture_output=True, text=True, cwd=ROOT, timeout=300, check=False,
         )  # fmt: skip
+
+
+CLONE_VARIANTS: Final = {
+    # key: (label, files, total bytes of the parent's files)
+    "clone-small": ("job clone to Bound, parent 10 files / 1 MiB", 10, 2**20),
+    "clone-large": ("job clone to Bound, parent 100,000 files / 1 GiB", 100_000, 2**30),
+}
+#: Parents and clones alike: a clone must request exactly its parent's size (driver rule).
+CLONE_SIZE: Final = "2Gi"
+
+
+def _fill(path: Path, files: int, total: int) -> None:
+    """``files`` files of random bytes (so lzjb compression cannot shrink them) under ``path``."""
+    for index in range(files):
+        sub = path / f"d{index // 1000:03d}"
+        sub.mkdir(exist_ok=True)
+        (sub / f"f{index:06d}").write_bytes(os.urandom(total // files))
+
+
+def _claim(kube: Any, namespace: str, name: str, parent: str | None = None) -> str:
+    """Create a ``bench-zfs`` claim (a clone of ``parent`` if given); its PV once Bound."""
+    spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "storageClassName": "bench-zfs",
+        "resources": {"requests": {"storage": CLONE_SIZE}},
+    }
+    if parent is not None:
+        spec["dataSource"] = {"kind": "PersistentVolumeClaim", "name": parent}
+    kube.create(
+        "PersistentVolumeClaim",
+        {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+         "metadata": {"name": name, "namespace": namespace}, "spec": spec},
+    )  # fmt: skip
+    found: list[str] = []
+
+    def bound() -> bool:
+        pvc = kube.get("PersistentVolumeClaim", name, namespace) or {}
+        if (pvc.get("status") or {}).get("phase") == "Bound":
+            found.append(pvc["spec"]["volumeName"])
+        return bool(found)
+
+    _wait(f"claim {name} Bound", bound)
+    return found[0]
+
+
+def measure_clones(report: Report, cluster: LocalCluster) -> None:
+    """Part e: a job's clone of a small and of a large parent, creation to Bound, and ``used``."""
+    kube = cluster.kube()
+    pool = cluster.storage.pool
+    namespace = "bench-clones"
+    kube.ensure("Namespace", {"apiVersion": "v1", "kind": "Namespace",
+                              "metadata": {"name": namespace}})  # fmt: skip
+    kube.ensure(
+        "StorageClass",
+        {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+         "metadata": {"name": "bench-zfs"}, "provisioner": c.OPENEBS_ZFS_CSI_DRIVER,
+         "parameters": {"poolname": pool.name, "fstype": "zfs", "compression": "lz4"},
+         "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate",
+         "allowedTopologies": [{"matchLabelExpressions": [
+             {"key": c.OPENEBS_NODE_TOPOLOGY_KEY, "values": [DEFAULT_NODE]}]}]},
+    )  # fmt: skip
+    parents: dict[str, str] = {}
+    jobs: dict[str, str] = {}
+
+    def clone(key: str, name: str) -> None:
+        jobs[name] = _claim(kube, namespace, name, f"{key}-parent")
+
+    for key, (_, files, total) in CLONE_VARIANTS.items():
+        parents[key] = f"{pool.name}/{_claim(kube, namespace, f'{key}-parent')}"
+        mountpoint = zfs("get", "-H", "-o", "value", "mountpoint", parents[key]).stdout.strip()
+        _fill(Path(mountpoint), files, total)
+    # A warm cache was written long before a job clones it: flush the fresh writes so a
+    # clone's time is the clone's, not the write-back of the fill.
+    os.sync()
+    clone("clone-small", "warm-up")  # the first clone of a run pays for cold caches
+    for key, (label, *_) in CLONE_VARIANTS.items():
+        # One run each: a ratio for people, never a timed assert.
+        report.time(key, label, functools.partial(clone, key, f"{key}-job"), 1)
+    sizes = {d.name: d.used for d in pool.datasets()}
+    used = {
+        key: (sizes[parents[key]], sizes[f"{pool.name}/{jobs[f'{key}-job']}"])
+        for key in CLONE_VARIANTS
+    }
+    report.sections.append(
+        "Job clones on the real storage (part e, one run each after one warm-up clone): "
+        + "; ".join(
+            f"{CLONE_VARIANTS[key][0].split(', ')[1]}: parent used {parent / 2**20:.1f} MiB, "
+            f"clone used {clone / 2**10:.0f} KiB"
+            for key, (parent, clone) in used.items()
+        )
+        + f". Clone time ratio large/small: {ratio(report, 'clone-large', 'clone-small')} "
+        "(goal within 1.2x, clone used under 1 MiB)."
+    )
 
 
 def measure_unit_tier(report: Report, repeat: int) -> None:
@@ -746,6 +845,8 @@ def render(report: Report, command: str, repeat: int, sizes: Sequence[int]) -> s
     row("job-small", "1.00x (small cache)")
     row("job-large", f"{ratio(report, 'job-large', 'job-small')} small cache")
     row("job-large-always", f"{ratio(report, 'job-large-always', 'job-small')} small cache")
+    row("clone-small", "1.00x (small parent)")
+    row("clone-large", f"{ratio(report, 'clone-large', 'clone-small')} small parent")
     for section in report.sections:
         lines += ["", section]
     if report.missing:
@@ -766,6 +867,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="part d: job pods on the local node and the stack's peak memory",
     )
     parser.add_argument("--only-node", action="store_true", help="part d alone")
+    parser.add_argument("--only-clones", action="store_true", help="part e alone")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     command = shlex.join(["python", "scripts/bench.py", *(sys.argv[1:] if argv is None else argv)])
@@ -789,6 +891,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.only_node:
             part("local node", lambda: measure_node(report, workdir, args.repeat))
+        elif args.only_clones:
+
+            def clones_alone() -> None:
+                with local_cluster(workdir) as cluster:
+                    measure_clones(report, cluster)
+
+            part("job clones", clones_alone)
         else:
             try:
                 report.notes.append(pulumi_version().join(("pulumi ", "")))
@@ -817,6 +926,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 "promotion",
                                 lambda: measure_promotion(report, cluster, workdir, args.repeat),
                             )
+                            part("job clones", lambda: measure_clones(report, cluster))
 
                     part("local control plane", cluster_parts)
                     if "floor" not in report.timings:  # the previews could not run: time it alone
