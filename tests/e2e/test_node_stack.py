@@ -112,7 +112,9 @@ def test_controller_and_every_listener_pod_run(cluster: LocalCluster, stack: Any
         lambda: phase(client, controller_ns, controller.metadata.name) == "Running",
     )
     sets = [a.to_dict() for a in client.list(AutoscalingRunnerSet, namespace="*")]
-    assert sorted(a["metadata"]["name"] for a in sets) == sorted(local_stack_config(cluster.storage.pool.name)["scaleSets"])
+    assert sorted(a["metadata"]["name"] for a in sets) == sorted(
+        local_stack_config(cluster.storage.pool.name)["scaleSets"]
+    )
     for ars in sets:
         name = listener_name(ars)
         wait_for(
@@ -130,7 +132,9 @@ def test_runner_pod_on_request_is_admitted_and_placed_on_the_cache_node(
     cluster: LocalCluster, stack: Any
 ) -> None:
     client = cluster.client()
-    namespace = local_stack_config(cluster.storage.pool.name)["scaleSets"]["local-gcc12"]["namespace"]
+    namespace = local_stack_config(cluster.storage.pool.name)["scaleSets"]["local-gcc12"][
+        "namespace"
+    ]
     wait_for(
         "the runner set", lambda: _try(lambda: request_runners(client, namespace, "local-gcc12", 1))
     )
