@@ -289,7 +289,8 @@ class LocalStorage:
     def status(self) -> dict[str, bool]:
         """Component -> running (the pool counts as running while imported)."""
         states = {role: self._process(role).alive() for role in _ORDER}
-        states["zfs pool " + self.pool.name] = self.pool.imported()
+        # No pool file: no pool was ever made here (nor zfs-fuse needed to say so).
+        states["zfs pool " + self.pool.name] = self.pool.image.exists() and self.pool.imported()
         return states
 
     def stop(self, *, destroy: bool = False) -> None:
@@ -301,6 +302,8 @@ class LocalStorage:
                 survivors.append(role)
         if survivors:
             raise RuntimeError(f"could not stop: {', '.join(survivors)}")
+        if not self.pool.image.exists():
+            return  # no pool was made here (e.g. `up` failed its preflight): nothing to export
         if destroy:
             self.pool.destroy()
         else:
