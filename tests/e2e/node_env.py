@@ -7,24 +7,74 @@ a ``local`` PersistentVolume the kubelet bind-mounts itself (no CSI driver neede
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import pytest
 from lightkube.resources.rbac_authorization_v1 import Role, RoleBinding
 
 from components import constants as c
 from components.hook_template import hook_template_yaml
 from localcluster import hook_double
+from localcluster.arc_double import ArcControllerDouble
 from localcluster.controlplane import LocalControlPlane
+from localcluster.harness import LocalCluster
 from localcluster.kube import Kube
-from localcluster.node import NODE_NAME, LocalNode
+from localcluster.node import NODE_NAME, LocalNode, NodeUnavailableError
 
-__all__ = ["RESTRICTED_CONTAINER", "hook_view", "local_claim", "runner_pod"]
+__all__ = [
+    "RESTRICTED_CONTAINER",
+    "hook_view",
+    "local_claim",
+    "node_cluster",
+    "runner_pod",
+    "wait_for",
+]
+
+T = TypeVar("T")
 
 RESTRICTED_CONTAINER = {
     "allowPrivilegeEscalation": False,
     "capabilities": {"drop": ["ALL"]},
 }
+
+
+def wait_for(what: str, check: Callable[[], T | None], timeout: float, interval: float) -> T:
+    """Poll ``check`` every ``interval`` seconds until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@contextlib.contextmanager
+def node_cluster(state_dir: Path) -> Iterator[LocalCluster]:
+    """A started cluster with the local node and the ARC controller double, stopped at the end.
+
+    A node that cannot start fails the caller with one line naming the missing piece (never a
+    skip, never a traceback).
+    """
+    cluster = LocalCluster(state_dir, node=True)
+    missing = ""
+    try:
+        cluster.start()
+    except NodeUnavailableError as exc:
+        missing = str(exc)
+    if missing:
+        pytest.fail(f"the local node cannot run pods: {missing}", pytrace=False)
+    double = ArcControllerDouble(cluster.control_plane.kubeconfig_for("arc-double"), interval=0.5)
+    double.start()
+    try:
+        yield cluster
+    finally:
+        double.stop()
+        cluster.stop()
 
 
 def local_claim(kube: Kube, node: LocalNode, namespace: str, claim: str, path: Path) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,7 +26,6 @@ from components import constants as c
 from components.hook_template import hook_template, hook_template_yaml
 from localcluster import hook_double
 from localcluster.arc_double import (
-    ArcControllerDouble,
     AutoscalingListener,
     AutoscalingRunnerSet,
     EphemeralRunner,
@@ -37,8 +35,9 @@ from localcluster.arc_double import (
 from localcluster.harness import LocalCluster
 from localcluster.images import CONTROLLER_IMAGE, JOB_IMAGE, SERVICE_IMAGE
 from localcluster.kube import Kube, meta
-from localcluster.node import NODE_NAME, LocalNode, NodeUnavailableError, _mounts_under
+from localcluster.node import NODE_NAME, LocalNode, _mounts_under
 from policy.arc_policy.hook_merge import job_pod_name
+from tests.e2e import node_env
 from tests.e2e.node_env import RESTRICTED_CONTAINER, hook_view, runner_pod
 
 pytestmark = pytest.mark.e2e
@@ -51,32 +50,13 @@ RESTRICTED = {
 
 
 def wait_for(what: str, check: Callable[[], T | None], timeout: float = 90.0) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    return node_env.wait_for(what, check, timeout, interval=0.2)
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    cluster = LocalCluster(tmp_path_factory.mktemp("node-cluster"), node=True)
-    missing = ""
-    try:
-        cluster.start()
-    except NodeUnavailableError as exc:
-        missing = str(exc)
-    if missing:  # one line naming the missing piece; never skipped
-        pytest.fail(f"the local node cannot run pods: {missing}", pytrace=False)
-    double = ArcControllerDouble(cluster.control_plane.kubeconfig_for("arc-double"), interval=0.5)
-    double.start()
-    try:
+    with node_env.node_cluster(tmp_path_factory.mktemp("node-cluster")) as cluster:
         yield cluster
-    finally:
-        double.stop()
-        cluster.stop()
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ builds it from the AutoscalingRunnerSet's ``listenerTemplate``.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,14 +17,13 @@ from lightkube import ApiError, Client
 from lightkube.resources.core_v1 import Pod
 
 from localcluster.arc_double import (
-    ArcControllerDouble,
     AutoscalingRunnerSet,
     EphemeralRunner,
     listener_name,
     request_runners,
 )
 from localcluster.harness import LocalCluster
-from localcluster.node import NodeUnavailableError
+from tests.e2e import node_env
 from tests.e2e.pulumi_cli import ROOT, PulumiProject
 
 pytestmark = pytest.mark.e2e
@@ -35,13 +33,7 @@ TOKEN = "ghp_e2eNodeStackToken0123456789abcdef"
 
 
 def wait_for(what: str, check: Callable[[], T | None], timeout: float = 120.0) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    return node_env.wait_for(what, check, timeout, interval=0.25)
 
 
 def local_stack_config(pool: str) -> dict[str, Any]:
@@ -55,21 +47,8 @@ def local_stack_config(pool: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    cluster = LocalCluster(tmp_path_factory.mktemp("node-stack"), node=True)
-    missing = ""
-    try:
-        cluster.start()
-    except NodeUnavailableError as exc:
-        missing = str(exc)
-    if missing:  # one line naming the missing piece; never skipped
-        pytest.fail(f"the local node cannot run pods: {missing}", pytrace=False)
-    double = ArcControllerDouble(cluster.control_plane.kubeconfig_for("arc-double"), interval=0.5)
-    double.start()
-    try:
+    with node_env.node_cluster(tmp_path_factory.mktemp("node-stack")) as cluster:
         yield cluster
-    finally:
-        double.stop()
-        cluster.stop()
 
 
 @pytest.fixture(scope="module")
