@@ -1,4 +1,4 @@
-"""The hook 0.7 job pod and its merge rules (policy/arc_policy/hook_merge.py)."""
+"""The pods hooks 0.7 and 0.8 create and their merge rules (policy/arc_policy/hook_merge.py)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,22 @@ import kubernetes_validate
 import pytest
 
 from policy.arc_policy.hook_merge import (
+    HOOK_0_7,
+    HOOK_0_8,
+    RunnerContext,
+    WorkflowContainer,
     base_job_pod,
     container_ports,
     effective_job_pod,
+    hook_version,
     job_pod_name,
     merge_container,
     merge_job_pod,
+    novolume_job_pod,
+    novolume_step_pod,
     service_container_name,
+    step_job,
+    step_pod,
     template_service_names,
 )
 
@@ -185,3 +194,154 @@ def test_effective_job_pod_models_template_services() -> None:
     names = [c["name"] for c in pod["spec"]["containers"]]
     assert names == ["job", "redis", "unmatched", "sidecar"]
     assert pod["spec"]["containers"][2]["image"] == "unmatched"  # the template's image is ignored
+
+
+# --- hook 0.7 container steps ---------------------------------------------------------------
+
+
+def test_0_7_step_job_is_what_create_job_creates() -> None:
+    runner = RunnerContext("linux-abcde-runner-x7k2p", node_name="zfs-1")
+    step = WorkflowContainer("alpine:3.20", working_dir="/github/workspace", entry_point="sh")
+    job = step_job(TEMPLATE, step, runner, suffix="0123456789", secret="s-1")
+    kubernetes_validate.validate(job, K8S_VERSION, strict=True)
+    assert job["metadata"]["name"] == "linux-abcde-runner-x7k2p-step-01234567"
+    assert job["spec"]["backoffLimit"] == 0 and job["spec"]["ttlSecondsAfterFinished"] == 300
+    # The template's metadata goes on both the Job and its pod; only the Job has runner-pod.
+    assert job["metadata"]["labels"] == {"runner-pod": "overridden", "team": "build"}
+    pod = job["spec"]["template"]
+    assert pod["metadata"]["labels"] == {"runner-pod": "overridden", "team": "build"}
+    assert step_job(None, step, runner)["spec"]["template"]["metadata"]["labels"] == {}
+    spec = pod["spec"]
+    # The step pod takes the template like the job pod: $job merged, sidecars, spec replaced.
+    assert [c["name"] for c in spec["containers"]] == ["job", "sidecar"]
+    container = spec["containers"][0]
+    assert container["securityContext"] == {"allowPrivilegeEscalation": False}
+    assert container["envFrom"] == [{"secretRef": {"name": "s-1", "optional": False}}]
+    assert container["command"] == ["sh"] and container["workingDir"] == "/github/workspace"
+    assert {"name": "work", "mountPath": "/github/workspace", "subPath": "repo/repo"} in (
+        container["volumeMounts"]
+    )
+    assert spec["securityContext"] == TEMPLATE["spec"]["securityContext"]
+    assert spec["nodeName"] == "elsewhere"
+    assert [v["name"] for v in spec["volumes"]] == ["work", "cache"]
+    assert spec["volumes"][0]["persistentVolumeClaim"]["claimName"] == (
+        "linux-abcde-runner-x7k2p-work"
+    )
+    unsecret = step_job(TEMPLATE, step, runner)["spec"]["template"]
+    assert step_pod(TEMPLATE, step, runner) == {"apiVersion": "v1", "kind": "Pod", **unsecret}
+    pinned = step_job(None, step, RunnerContext(node_name="n", use_kube_scheduler=True))
+    assert "nodeName" not in pinned["spec"]["template"]["spec"]
+    assert pinned["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
+
+
+# --- hook 0.8 (kubernetes-novolume) ---------------------------------------------------------
+
+
+def test_0_8_job_pod_is_what_create_job_pod_creates() -> None:
+    runner = RunnerContext("r-1", runner_image="ghcr.io/actions/actions-runner:2.336.0")
+    job = WorkflowContainer("node:22")
+    pod = novolume_job_pod(None, job, [WorkflowContainer.of("redis:7")], runner)
+    kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+    assert pod["metadata"] == {
+        "name": "r-1-workflow",
+        "labels": {"runner-pod": "r-1"},
+        "annotations": {},
+    }
+    spec = pod["spec"]
+    assert spec["securityContext"] == {"fsGroup": 1001}
+    assert spec["restartPolicy"] == "Never"
+    assert "nodeName" not in spec and "affinity" not in spec  # placed by the scheduler
+    assert spec["volumes"] == [
+        {"name": "externals", "emptyDir": {}},
+        {"name": "github", "emptyDir": {}},
+        {"name": "work", "emptyDir": {}},
+    ]
+    (fs_init,) = spec["initContainers"]
+    assert fs_init["name"] == "fs-init"
+    assert fs_init["image"] == "ghcr.io/actions/actions-runner:2.336.0"  # ACTIONS_RUNNER_IMAGE
+    assert fs_init["securityContext"] == {"runAsGroup": 1001, "runAsUser": 1001}
+    assert fs_init["command"][:2] == ["sh", "-c"]
+    assert fs_init["command"][2].endswith("mkdir -p /mnt/work/repo/repo")
+    assert novolume_job_pod(None)["spec"]["initContainers"][0]["image"] == (
+        "ghcr.io/actions/actions-runner:latest"
+    )
+    job_c, redis = spec["containers"]
+    assert job_c["command"] == ["tail"] and redis["name"] == "redis"
+    # Job and service containers alike mount the three emptyDir volumes.
+    mounts = [{"name": "externals", "mountPath": "/__e"}, {"name": "work", "mountPath": "/__w"}]
+    mounts.append({"name": "github", "mountPath": "/github"})
+    assert job_c["volumeMounts"] == mounts and redis["volumeMounts"] == mounts
+
+
+def test_0_8_template_replaces_fs_group_and_fs_init() -> None:
+    hardened = {"name": "fs-init", "image": "runner:1", "securityContext": {"runAsNonRoot": True}}
+    template = {
+        "spec": {
+            "securityContext": {"runAsNonRoot": True},
+            "initContainers": [hardened],
+            "volumes": [{"name": "cache", "emptyDir": {}}],
+            "containers": [{"name": "$job", "securityContext": {"runAsUser": 1001}}],
+        }
+    }
+    spec = novolume_job_pod(template)["spec"]
+    assert spec["securityContext"] == {"runAsNonRoot": True}  # fsGroup gone
+    assert spec["initContainers"] == [hardened]  # fs-init replaced
+    assert [v["name"] for v in spec["volumes"]] == ["externals", "github", "work", "cache"]
+    # Appended, not merged by name (mergeLists): a same-named volume is a duplicate.
+    clash = novolume_job_pod({"spec": {"volumes": [{"name": "work", "emptyDir": {}}]}})
+    assert [v["name"] for v in clash["spec"]["volumes"]].count("work") == 2
+    assert spec["containers"][0]["securityContext"] == {"runAsUser": 1001}
+
+
+def test_0_8_containers_share_one_mount_list() -> None:
+    cache = {"name": "cache", "mountPath": "/cache"}
+    template = {
+        "spec": {
+            "containers": [
+                {"name": "$job", "volumeMounts": [cache]},
+                {"name": "$redis", "volumeMounts": [{"name": "data", "mountPath": "/data"}]},
+                {"name": "$postgres", "volumeMounts": None},
+            ]
+        }
+    }
+    services = [WorkflowContainer.of("redis:7"), WorkflowContainer.of("postgres:16")]
+    job, redis, postgres = novolume_job_pod(template, services=services)["spec"]["containers"]
+    # CONTAINER_VOLUMES is one array: every merge appends to it, every container sees it all.
+    paths = ["/__e", "/__w", "/github", "/cache", "/data"]
+    assert [m["mountPath"] for m in job["volumeMounts"]] == paths
+    assert redis["volumeMounts"] == job["volumeMounts"]
+    assert "volumeMounts" not in postgres  # an explicit null replaces the shared list
+    # Hook 0.7 builds a fresh list per container.
+    pod_0_7 = effective_job_pod(template, services=["redis:7", "postgres:16"])
+    assert "/data" not in [m["mountPath"] for m in pod_0_7["spec"]["containers"][0]["volumeMounts"]]
+
+
+def test_0_8_step_pod_is_what_create_container_step_pod_creates() -> None:
+    runner = RunnerContext("r-1")
+    pod = novolume_step_pod(TEMPLATE, WorkflowContainer("alpine:3.20"), runner, suffix="abcdef12")
+    kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+    assert pod["metadata"]["name"] == "r-1-step-abcdef12"
+    assert pod["metadata"]["labels"] == {"runner-pod": "overridden", "team": "build"}
+    spec = pod["spec"]
+    container = spec["containers"][0]
+    assert container["command"] == ["tail"] and container["workingDir"] == "/__w"
+    assert container["securityContext"] == {"allowPrivilegeEscalation": False}
+    assert [c["name"] for c in spec["containers"]] == ["job", "sidecar"]
+    # Without a template: no init container and no securityContext (unlike the job pod).
+    bare = novolume_step_pod(None)["spec"]
+    assert "initContainers" not in bare and "securityContext" not in bare
+    assert [v["name"] for v in bare["volumes"]] == ["externals", "github", "work"]
+
+
+def test_hook_versions_by_entry_point() -> None:
+    assert hook_version("/home/runner/k8s/index.js") is HOOK_0_7
+    assert hook_version("/home/runner/k8s-novolume/index.js") is HOOK_0_8
+    assert hook_version("/opt/other/index.js") is None and hook_version(None) is None
+    assert str(HOOK_0_8) == "runner-container-hooks 0.8.1"
+    assert HOOK_0_7.job_pod(TEMPLATE, WorkflowContainer(), None, RunnerContext()) == (
+        effective_job_pod(TEMPLATE)
+    )
+    assert HOOK_0_8.job_pod(None, WorkflowContainer(), None, RunnerContext()) == (
+        novolume_job_pod(None)
+    )
+    assert HOOK_0_8.step_pod(None, WorkflowContainer(), RunnerContext()) == novolume_step_pod(None)

@@ -15,6 +15,8 @@ __all__ = [
     "HOOK_TEMPLATE_KEY",
     "JOB_CONTAINER_NAME",
     "LABEL_HOOK_TEMPLATE",
+    "NOVOLUME_HOOK_ENTRYPOINT",
+    "NOVOLUME_HOOK_FS_GROUP",
     "RUNNER_CONTAINER_NAME",
     "RUNNER_GID",
     "RUNNER_UID",
@@ -30,6 +32,10 @@ RUNNER_UID: Final = 1001
 RUNNER_GID: Final = 123
 #: runner-container-hooks 0.7 kubernetes-mode entry point in the runner image.
 HOOK_ENTRYPOINT: Final = "/home/runner/k8s/index.js"
+#: runner-container-hooks 0.8 entry point (container mode ``kubernetes-novolume``).
+NOVOLUME_HOOK_ENTRYPOINT: Final = "/home/runner/k8s-novolume/index.js"
+#: ``fsGroup`` hook 0.8 sets on its job pods; its ``fs-init`` init container runs as this uid/gid.
+NOVOLUME_HOOK_FS_GROUP: Final = 1001
 #: ConfigMap key holding the hook template.
 HOOK_TEMPLATE_KEY: Final = "content"
 #: Label marking a ConfigMap as a runner-container-hooks pod template.

@@ -33,6 +33,7 @@ from ._constants import (
     HOOK_ENTRYPOINT,
     JOB_CONTAINER_NAME,
     LABEL_HOOK_TEMPLATE,
+    NOVOLUME_HOOK_ENTRYPOINT,
     RUNNER_CONTAINER_NAME,
 )
 from .hook_merge import EXTENSION_PREFIX, HOOK_JOB_CONTAINER, effective_job_pod
@@ -96,7 +97,6 @@ _WORKLOAD_TEMPLATES: Final[dict[str, tuple[str, ...]]] = {
     "CronJob": ("spec", "jobTemplate", "spec", "template"),
 }
 _CHART_DEFAULT_RUNNER_IMAGE: Final = "ghcr.io/actions/actions-runner:latest"
-_NOVOLUME_HOOK_ENTRYPOINT: Final = "/home/runner/k8s-novolume/index.js"
 
 
 @dataclass(frozen=True)
@@ -483,7 +483,7 @@ def render_scale_set_values(values: Mapping[str, Any]) -> tuple[dict[str, Any], 
             *volumes,
         ]
     elif mode in ("kubernetes", "kubernetes-novolume") and runner is not None:
-        hooks = HOOK_ENTRYPOINT if mode == "kubernetes" else _NOVOLUME_HOOK_ENTRYPOINT
+        hooks = HOOK_ENTRYPOINT if mode == "kubernetes" else NOVOLUME_HOOK_ENTRYPOINT
         _ensure_env(runner, ENV_CONTAINER_HOOKS, {"name": ENV_CONTAINER_HOOKS, "value": hooks})
         _ensure_env(
             runner,
