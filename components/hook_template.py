@@ -226,22 +226,38 @@ def scale_set_values(
     image_pull_secrets: Sequence[str] = (),
     github_ca_config_map: str | None = None,
     use_kube_scheduler: bool = False,
+    container_mode: str = c.CONTAINER_MODE_KUBERNETES,
 ) -> dict[str, Any]:
-    """Values for the gha-runner-scale-set chart in kubernetes container mode.
+    """Values for the gha-runner-scale-set chart in a kubernetes container mode.
 
     The stable chart has no hook-template value, so the hook env var, the template ConfigMap
     (mounted as a directory so updates reach running runners) and its mount are added here.
     Credentials are referenced by Secret name only. ``listenerTemplate`` makes the listener
     pod, which the controller starts in its own namespace, admissible there.
+
+    ``kubernetes`` (hook 0.7): the runner shares its ``work`` claim with the job pod, which
+    the hook pins to the runner's node, so the runner is pinned to ``node``, the caches'.
+    ``kubernetes-novolume`` (hook 0.8): no work volume; the hook sets no node on the job pod,
+    whose clones' node affinity makes the scheduler place it on ``node``: the runner itself
+    may run anywhere, and the work volume settings are unused.
     """
-    work_claim: dict[str, Any] = {
-        "accessModes": ["ReadWriteOnce"],
-        "resources": {"requests": {"storage": work_volume_size}},
-    }
-    if work_volume_storage_class:
-        work_claim["storageClassName"] = work_volume_storage_class
+    novolume = container_mode == c.CONTAINER_MODE_NOVOLUME
+    if novolume and use_kube_scheduler:
+        raise ValueError("use_kube_scheduler is a hook 0.7 setting (kubernetes mode only)")
+    container_mode_values: dict[str, Any] = {"type": container_mode}
+    if not novolume:
+        work_claim: dict[str, Any] = {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": work_volume_size}},
+        }
+        if work_volume_storage_class:
+            work_claim["storageClassName"] = work_volume_storage_class
+        container_mode_values["kubernetesModeWorkVolumeClaim"] = work_claim
     env = [
-        {"name": "ACTIONS_RUNNER_CONTAINER_HOOKS", "value": c.HOOK_ENTRYPOINT},
+        {
+            "name": "ACTIONS_RUNNER_CONTAINER_HOOKS",
+            "value": c.NOVOLUME_HOOK_ENTRYPOINT if novolume else c.HOOK_ENTRYPOINT,
+        },
         {"name": "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE", "value": c.HOOK_TEMPLATE_FILE},
         {"name": "ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER", "value": "true"},
     ]
@@ -270,13 +286,14 @@ def scale_set_values(
         ],
     }
     spec: dict[str, Any] = {
-        "nodeSelector": {"kubernetes.io/hostname": node},
         "securityContext": runner_pod_security_context(),
         "containers": [runner],
         "volumes": [
             {"name": c.HOOK_TEMPLATE_VOLUME, "configMap": {"name": c.hook_template_name(name)}}
         ],
     }
+    if not novolume:
+        spec = {"nodeSelector": {"kubernetes.io/hostname": node}, **spec}
     if image_pull_secrets:
         spec["imagePullSecrets"] = [{"name": s} for s in image_pull_secrets]
     values: dict[str, Any] = {
@@ -290,10 +307,7 @@ def scale_set_values(
             "namespace": controller_namespace,
             "name": controller_service_account,
         },
-        "containerMode": {
-            "type": "kubernetes",
-            "kubernetesModeWorkVolumeClaim": work_claim,
-        },
+        "containerMode": container_mode_values,
         "template": {
             "metadata": {"labels": {c.LABEL_SCALE_SET: name, c.LABEL_PART_OF: c.PART_OF}},
             "spec": spec,
