@@ -1,25 +1,33 @@
 """runner-container-hooks TEST DOUBLE: the job, step and service pods a runner's hook creates.
 
-The hook (``/home/runner/k8s/index.js`` in the runner image) is a Node.js program that cannot
-run here (no registry, so no runner image, and no GitHub to hand it a job). This double does
-what it does at job start, from the runner pod's view, following
-``actions/runner-container-hooks`` tag ``v0.7.0``, ``packages/k8s``:
+The hooks (``/home/runner/k8s/index.js`` and ``/home/runner/k8s-novolume/index.js`` in the
+runner image) are Node.js programs that cannot run here (no registry, so no runner image, and
+no GitHub to hand them a job). This double does what they do at job start, from the runner
+pod's view, for the hook its ``ACTIONS_RUNNER_CONTAINER_HOOKS`` selects
+(``actions/runner-container-hooks``, ``packages/k8s``):
 
-* ``prepare-job`` (``src/hooks/prepare-job.ts``, ``src/k8s/index.ts`` ``createPod``): the job
-  pod ``<runner-pod>-workflow`` with the ``job`` container, one container per workflow
-  service, the runner's ``work`` claim, ``nodeName`` of the runner's node (or the required
-  node affinity with ``ACTIONS_RUNNER_USE_KUBE_SCHEDULER=true``), merged with the template
-  file ``ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE``;
-* ``run-container-step`` (``src/hooks/run-container-step.ts``, ``createJob``): a batch Job
-  ``<runner-pod>-step-<8>`` (``backoffLimit: 0``, ``ttlSecondsAfterFinished: 300``) whose
-  pod has the step's ``job`` container (the container-action mounts of ``containerVolumes``),
-  the step's environment in a Secret ``<runner-pod>-secret-<8>`` (``envFrom``), merged with
-  the same template (its ``metadata`` into both the Job and its pod template).
+* hook **0.7** (tag ``v0.7.0``, container mode ``kubernetes``):
 
-The base pods and the merge are NOT written here: they are the policy pack's model,
-:mod:`policy.arc_policy.hook_merge` (``base_job_pod``, ``merge_container``, ``merge_job_pod``),
-so the pods this double sends to the API server are exactly the ones the policy pack checks. Only
-the step Job's container (``run-container-step``'s own ``createContainerSpec``) is built here.
+  * ``prepare-job`` (``src/hooks/prepare-job.ts``, ``src/k8s/index.ts`` ``createPod``): the
+    job pod ``<runner-pod>-workflow`` with the ``job`` container, one container per workflow
+    service, the runner's ``work`` claim, ``nodeName`` of the runner's node (or the required
+    node affinity with ``ACTIONS_RUNNER_USE_KUBE_SCHEDULER=true``), merged with the template
+    file ``ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE``;
+  * ``run-container-step`` (``src/hooks/run-container-step.ts``, ``createJob``): a batch Job
+    ``<runner-pod>-step-<8>`` whose pod has the step's container, the step's environment in a
+    Secret ``<runner-pod>-secret-<8>`` (``envFrom``), merged with the same template;
+
+* hook **0.8** (tag ``v0.8.1``, container mode ``kubernetes-novolume``):
+
+  * ``prepare-job`` (``createJobPod``): the job pod with an ``fs-init`` init container (the
+    runner image from ``ACTIONS_RUNNER_IMAGE``), ``fsGroup: 1001``, emptyDir volumes and **no
+    node**: the scheduler places it (the template's volumes' node affinity decides where);
+  * ``run-container-step`` (``createContainerStepPod``): a bare pod ``<runner-pod>-step-<8>``.
+
+The pods and the merge are NOT written here: they are the policy pack's model,
+:mod:`policy.arc_policy.hook_merge` (:class:`~policy.arc_policy.hook_merge.HookVersion`:
+``job_pod``, ``step_pod``; ``step_job``), so the pods this double sends to the API server are
+exactly the ones the policy pack checks.
 
 "The runner pod's view" is: the runner pod's service account (a token bound to the pod,
 from the TokenRequest API: the same identity as the pod's projected token, under the
@@ -28,14 +36,18 @@ environment of its ``runner`` container, and the template FILE: read from the ku
 volume directory of the runner pod when it runs on the local node, else (the pod is not
 running yet) from the ConfigMap the pod mounts at that path, as the kubelet would project it.
 
-Not covered: hook 0.8 (``/home/runner/k8s-novolume``: ``fs-init`` init container, workspace
-copy, ``fsGroup: 1001``), ``exec`` of the step scripts into the job pod (tests give the job
-container its script as entry point), ``cleanup-job``, private-registry pull secrets.
+What the hooks do over ``pods/exec`` cannot be done here: the local node's kubelet serves no
+exec/attach/port-forward streams on loopback. So the step scripts are not exec'd into the pods
+(tests give a job container its script as entry point; a 0.8 step pod, whose container the
+hook starts as ``tail -f /dev/null`` and then execs the step in, gets the step's entry point,
+arguments and environment as its container's command and env instead), and hook 0.8's copy
+of the workspace into the pods (``execCpToPod``: ``tar`` over exec) does not happen: its
+``/__w`` stays the empty emptyDir ``fs-init`` prepared. Not covered either: ``cleanup-job``,
+private-registry pull secrets.
 """
 
 from __future__ import annotations
 
-import copy
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -50,15 +62,20 @@ from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import ConfigMap, Pod, Secret, ServiceAccount
 
 from policy.arc_policy.hook_merge import (
+    DEFAULT_WORKSPACE,
+    HOOK_0_7,
     HOOK_JOB_CONTAINER,
-    RUNNER_POD_LABEL,
-    WORK_VOLUME,
-    base_job_pod,
-    merge_container,
-    merge_job_pod,
+    HOOK_VERSIONS,
+    HookVersion,
+    RunnerContext,
+    WorkflowContainer,
+    hook_version,
+    step_job,
+    step_pod_name,
 )
 
 __all__ = [
+    "CONTAINER_HOOKS_ENV",
     "HOOK_TEMPLATE_ENV",
     "RunnerView",
     "prepare_job",
@@ -66,12 +83,19 @@ __all__ = [
     "runner_view",
 ]
 
+#: The hook the runner runs (the chart sets it per container mode).
+CONTAINER_HOOKS_ENV: Final = "ACTIONS_RUNNER_CONTAINER_HOOKS"
 HOOK_TEMPLATE_ENV: Final = "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE"
 USE_KUBE_SCHEDULER_ENV: Final = "ACTIONS_RUNNER_USE_KUBE_SCHEDULER"
 CLAIM_NAME_ENV: Final = "ACTIONS_RUNNER_CLAIM_NAME"
+#: Hook 0.8's ``fs-init`` image (the kubernetes-novolume chart sets it to the runner image).
+RUNNER_IMAGE_ENV: Final = "ACTIONS_RUNNER_IMAGE"
+WORKSPACE_ENV: Final = "GITHUB_WORKSPACE"
 RUNNER_CONTAINER: Final = "runner"
 _MAX_POD_NAME: Final = 63
 _SUFFIX: Final = 8
+#: 0.7 ``run-container-step``: container actions start in the workspace.
+_STEP_WORKING_DIR: Final = "/github/workspace"
 
 JsonDict = dict[str, Any]
 
@@ -97,6 +121,30 @@ class RunnerView:
     def use_kube_scheduler(self) -> bool:
         """``ACTIONS_RUNNER_USE_KUBE_SCHEDULER=true`` (``useKubeScheduler()``)."""
         return self.env.get(USE_KUBE_SCHEDULER_ENV, "").lower() == "true"
+
+    @property
+    def hook(self) -> HookVersion:
+        """The hook ``ACTIONS_RUNNER_CONTAINER_HOOKS`` selects (0.7 or 0.8)."""
+        entry_point = self.env.get(CONTAINER_HOOKS_ENV)
+        hook = hook_version(entry_point)
+        if hook is None:
+            shipped = ", ".join(h.entry_point for h in HOOK_VERSIONS)
+            raise RuntimeError(
+                f"runner pod {self.runner_pod}: {CONTAINER_HOOKS_ENV}={entry_point!r} is not a "
+                f"hook the runner image ships ({shipped})"
+            )
+        return hook
+
+    def context(self, workspace: str | None = None) -> RunnerContext:
+        """What the hook reads from its pod and environment, as the model takes it."""
+        return RunnerContext(
+            pod_name=self.runner_pod,
+            node_name=self.node_name,
+            claim_name=self.env.get(CLAIM_NAME_ENV),
+            use_kube_scheduler=self.use_kube_scheduler,
+            runner_image=self.env.get(RUNNER_IMAGE_ENV),
+            workspace=workspace or self.env.get(WORKSPACE_ENV) or DEFAULT_WORKSPACE,
+        )
 
 
 def _pod_client(server: str, ca_file: Path, token: str, namespace: str) -> Client:
@@ -214,74 +262,68 @@ def prepare_job(
     env: Mapping[str, str] | None = None,
     services: Sequence[str | Mapping[str, Any]] = (),
 ) -> JsonDict:
-    """``prepare-job``: create the job pod (model: ``base_job_pod`` + ``merge_job_pod``)."""
-    if not view.node_name and not view.use_kube_scheduler:
+    """``prepare-job``: create the job pod of the runner's hook (model: ``hook.job_pod``).
+
+    Hook 0.7 needs the runner's node (``getCurrentNodeName``) unless the scheduler places the
+    pod; hook 0.8 never pins its job pod.
+    """
+    hook = view.hook
+    if hook is HOOK_0_7 and not view.node_name and not view.use_kube_scheduler:
         raise RuntimeError(f"runner pod {view.runner_pod} has no node yet (getCurrentNodeName)")
-    base = base_job_pod(
-        view.runner_pod,
-        node_name=view.node_name,
-        job_image=image,
-        job_env=env,
+    job = WorkflowContainer(
+        image=image,
+        env=dict(env or {}),
         entry_point=entry_point,
-        entry_point_args=entry_point_args,
-        services=services,
-        claim_name=view.env.get(CLAIM_NAME_ENV),
-        use_kube_scheduler=view.use_kube_scheduler,
+        entry_point_args=tuple(entry_point_args or ()),
     )
-    pod = merge_job_pod(base, view.template)
+    pod = hook.job_pod(
+        view.template, job, [WorkflowContainer.of(s) for s in services], view.context()
+    )
     pod["metadata"]["namespace"] = view.namespace
     created: Any = view.client.create(Pod.from_dict(pod), namespace=view.namespace)  # type: ignore[call-overload]
     return _d(created)
 
 
+def _suffix() -> str:
+    """The hooks' name suffix: the first 8 characters of a fresh uuid."""
+    return uuid.uuid1().hex[:_SUFFIX]
+
+
 def _step_name(runner_pod: str, kind: str) -> str:
-    """``getStepPodName``/``getSecretName``: ``<runner-pod>-<kind>-<uuid[:8]>``, 63 at most."""
+    """``getSecretName``: ``<runner-pod>-<kind>-<uuid[:8]>``, 63 at most."""
     keep = _MAX_POD_NAME - (len(f"-{kind}-") + _SUFFIX)
-    return f"{runner_pod[:keep]}-{kind}-{uuid.uuid1().hex[:_SUFFIX]}"
+    return f"{runner_pod[:keep]}-{kind}-{_suffix()}"
 
 
-def _step_container(  # noqa: PLR0917 - createContainerSpec's inputs
-    image: str,
-    workspace: str,
+def _exec_in_place(
+    pod: JsonDict,
     entry_point: str | None,
     entry_point_args: Sequence[str] | None,
-    secret: str | None,
-    template: Mapping[str, Any] | None,
-) -> JsonDict:
-    """``run-container-step``'s ``createContainerSpec`` (container action mounts)."""
-    relative = workspace[workspace.rfind("_work/") + len("_work/") :]
-    container: JsonDict = {
-        "name": HOOK_JOB_CONTAINER,
-        "image": image,
-        "workingDir": "/github/workspace",
-        "volumeMounts": [
-            {"name": WORK_VOLUME, "mountPath": "/__w"},
-            {"name": WORK_VOLUME, "mountPath": "/github/workspace", "subPath": relative},
-            {
-                "name": WORK_VOLUME,
-                "mountPath": "/github/file_commands",
-                "subPath": "_temp/_runner_file_commands",
-            },
-            {"name": WORK_VOLUME, "mountPath": "/github/home", "subPath": "_temp/_github_home"},
-            {
-                "name": WORK_VOLUME,
-                "mountPath": "/github/workflow",
-                "subPath": "_temp/_github_workflow",
-            },
-        ],
-    }
+    env: Mapping[str, str],
+) -> None:
+    """Run the step as the ``job`` container's command, in place of hook 0.8's exec.
+
+    Hook 0.8 starts the step pod's container with ``tail -f /dev/null`` and execs a script
+    with the step's environment and entry point in it (``writeContainerStepScript``,
+    ``execPodStep``); the local node serves no exec (module docstring).
+    """
+    container = next(c for c in pod["spec"]["containers"] if c["name"] == HOOK_JOB_CONTAINER)
     if entry_point:
         container["command"] = [entry_point]
-    if entry_point_args:
-        container["args"] = list(entry_point_args)
-    if secret:
-        container["envFrom"] = [{"secretRef": {"name": secret, "optional": False}}]
-    spec = (template or {}).get("spec") or {}
-    extension = next(
-        (c for c in spec.get("containers") or [] if c.get("name") == f"${HOOK_JOB_CONTAINER}"),
-        None,
-    )
-    return merge_container(container, extension) if extension else container
+        container["args"] = list(entry_point_args or ())
+    container["env"] = [
+        *(container.get("env") or []),
+        *({"name": k, "value": v} for k, v in env.items()),
+    ]
+
+
+def _step_env(env: Mapping[str, str] | None) -> dict[str, str] | None:
+    """The step's environment as both hooks complete it (``GITHUB_ACTIONS``, ``CI``)."""
+    if env is None:
+        return None
+    variables = {**env, "GITHUB_ACTIONS": "true"}
+    variables.setdefault("CI", "true")
+    return variables
 
 
 def run_container_step(
@@ -291,13 +333,26 @@ def run_container_step(
     entry_point: str | None = None,
     entry_point_args: Sequence[str] | None = None,
     env: Mapping[str, str] | None = None,
-    workspace: str = "/home/runner/_work/repo/repo",
+    workspace: str = DEFAULT_WORKSPACE,
 ) -> JsonDict:
-    """``run-container-step``: the env Secret, then the Job (returned as created)."""
+    """``run-container-step`` of the runner's hook; returns what it created.
+
+    Hook 0.7: the env Secret, then the batch Job (model: ``step_job``), returned as created.
+    Hook 0.8: the step pod (model: ``hook.step_pod``), the step run as its command
+    (:func:`_exec_in_place`), returned as created.
+    """
+    hook = view.hook
+    variables = _step_env(env)
+    runner = view.context(workspace)
+    if hook is not HOOK_0_7:
+        pod = hook.step_pod(view.template, WorkflowContainer(image=image), runner)
+        pod["metadata"]["name"] = step_pod_name(view.runner_pod, _suffix())
+        pod["metadata"]["namespace"] = view.namespace
+        _exec_in_place(pod, entry_point, entry_point_args, variables or {})
+        created_pod: Any = view.client.create(Pod.from_dict(pod), namespace=view.namespace)  # type: ignore[call-overload]
+        return _d(created_pod)
     secret_name: str | None = None
-    if env is not None:
-        variables = {**env, "GITHUB_ACTIONS": "true"}
-        variables.setdefault("CI", "true")
+    if variables is not None:
         secret_name = _step_name(view.runner_pod, "secret")
         view.client.create(  # type: ignore[call-overload]
             Secret.from_dict(
@@ -308,47 +363,13 @@ def run_container_step(
             ),
             namespace=view.namespace,
         )
-    container = _step_container(
-        image, workspace, entry_point, entry_point_args, secret_name, view.template
+    step = WorkflowContainer(
+        image=image,
+        working_dir=_STEP_WORKING_DIR,
+        entry_point=entry_point,
+        entry_point_args=tuple(entry_point_args or ()),
     )
-    claim = view.env.get(CLAIM_NAME_ENV) or f"{view.runner_pod}-work"
-    pod_spec: JsonDict = {"containers": [container], "restartPolicy": "Never"}
-    base = base_job_pod(
-        view.runner_pod,
-        node_name=view.node_name,
-        claim_name=claim,
-        use_kube_scheduler=view.use_kube_scheduler,
-    )
-    for key in ("nodeName", "affinity"):
-        if key in base["spec"]:
-            pod_spec[key] = base["spec"][key]
-    pod_spec["volumes"] = copy.deepcopy(base["spec"]["volumes"])
-    # createJob: the template's spec merged into the pod template's spec (mergePodSpecWithOptions)
-    # and its metadata into both the Job and the pod template (mergeObjectMeta). The `job`
-    # container was merged above; merge_job_pod would merge it a second time, so it gets a
-    # template without `$job` entries.
-    template = copy.deepcopy(view.template) if view.template else None
-    if template is not None and isinstance(template.get("spec"), dict):
-        template["spec"]["containers"] = [
-            c for c in template["spec"].get("containers") or []
-            if c.get("name") != f"${HOOK_JOB_CONTAINER}"
-        ]  # fmt: skip
-    pod = merge_job_pod({"metadata": {"labels": {}, "annotations": {}}, "spec": pod_spec}, template)
-    name = _step_name(view.runner_pod, "step")
-    job_meta = merge_job_pod(
-        {"metadata": {"labels": {RUNNER_POD_LABEL: view.runner_pod}, "annotations": {}},
-         "spec": {}},
-        {"metadata": (template or {}).get("metadata") or {}},
-    )["metadata"]  # fmt: skip
-    job = {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {**job_meta, "name": name, "namespace": view.namespace},
-        "spec": {
-            "ttlSecondsAfterFinished": 300,
-            "backoffLimit": 0,
-            "template": {"metadata": pod["metadata"], "spec": pod["spec"]},
-        },
-    }
+    job = step_job(view.template, step, runner, suffix=_suffix(), secret=secret_name)
+    job["metadata"]["namespace"] = view.namespace
     created: Any = view.client.create(Job.from_dict(job), namespace=view.namespace)  # type: ignore[call-overload]
     return _d(created)

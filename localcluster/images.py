@@ -263,10 +263,19 @@ def stand_in_images(runner_image: str = c.RUNNER_IMAGE) -> list[StandInImage]:
                     0,
                     0,
                 ),
+                # The runner's externals (node20, node24): hook 0.8's fs-init moves them into
+                # the job pod's externals volume and fails if there are none.
+                "home/runner/externals/node20/bin/node": (_WAIT.encode(), 0o755, *runner_home[1:]),
+                "home/runner/externals/node24/bin/node": (_WAIT.encode(), 0o755, *runner_home[1:]),
             },
             dirs={
                 "home/runner": runner_home,
                 "home/runner/_work": runner_home,
+                "home/runner/externals": runner_home,
+                "home/runner/externals/node20": runner_home,
+                "home/runner/externals/node20/bin": runner_home,
+                "home/runner/externals/node24": runner_home,
+                "home/runner/externals/node24/bin": runner_home,
                 "home/runner/k8s": (0o755, 0, 0),
                 "home/runner/k8s-novolume": (0o755, 0, 0),
             },
