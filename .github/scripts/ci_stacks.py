@@ -53,7 +53,7 @@ PRODUCTION_ENVIRONMENT: Final = "production"
 PREVIEW_SUFFIX: Final = "-preview"
 
 _STACK_FILE: Final = re.compile(r"^Pulumi\.(?P<stack>[A-Za-z0-9_.-]+)\.yaml$")
-# Cache names are DNS labels (components/config.py); checked again here because the name goes
+# Cache names are DNS labels (components/config/); checked again here because the name goes
 # into a `pulumi config set --path` expression and a shell variable.
 _CACHE: Final = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _COMMIT: Final = re.compile(r"^[0-9a-f]{7,40}$")
