@@ -17,6 +17,9 @@ export PULUMI_CONFIG_PASSPHRASE ?= local-stack-not-a-secret
 export KUBECONFIG := $(LOCAL_CLUSTER_DIR)/kubeconfig
 endif
 TOOLCHAIN_ENV = eval "$$(scripts/toolchain.sh env)"
+# The local stack's `up` skips the preview (half its time); other stacks keep it, so a
+# provider's dry-run refusal stops the update before anything changes on a real cluster.
+UP_FLAGS := $(if $(filter local,$(STACK)),--skip-preview)
 
 .PHONY: help deps toolchain node-packages check lint unit e2e test up preview destroy down bench
 
@@ -65,8 +68,10 @@ up: deps ## Deploy STACK (default: local, which starts a local control plane fir
 	fi; \
 	mkdir -p .state; \
 	pulumi stack select --create "$(STACK)" --non-interactive; \
-	pulumi up --yes --non-interactive --stack "$(STACK)"; \
-	if [ "$(STACK)" = local ]; then $(PY) -m localcluster --state-dir "$(LOCAL_CLUSTER_DIR)" status; fi
+	pulumi up --yes --non-interactive --stack "$(STACK)" $(UP_FLAGS); \
+	if [ "$(STACK)" = local ]; then \
+	  $(PY) -m localcluster --state-dir "$(LOCAL_CLUSTER_DIR)" status --wait 60; \
+	fi
 
 preview: deps ## pulumi preview of STACK with the policy pack
 	$(TOOLCHAIN_ENV); mkdir -p .state; \

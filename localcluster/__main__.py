@@ -9,7 +9,9 @@ the node (kube-scheduler, containerd, kubelet:
 detached processes with pidfiles in the state directory (default ``<repo>/.local-cluster``,
 gitignored), prints the ``kubectl`` and ``zfs list`` lines to look at it and returns; they keep
 running until ``down``, which stops them all and exports the pool (``--purge`` destroys it).
-``make up`` uses it for the ``local`` stack.
+The storage and the node start side by side (each needs only the control plane).
+``status`` also shows the listener pod of every AutoscalingRunnerSet (``--wait N``: until
+they all run, naming the one that does not). ``make up`` uses it for the ``local`` stack.
 """
 
 from __future__ import annotations
@@ -19,9 +21,14 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
+from lightkube.resources.core_v1 import Event, Pod
+
+from localcluster.arc_double import AutoscalingRunnerSet, listener_name
 from localcluster.controlplane import LocalControlPlane
 from localcluster.node import LocalNode, NodeUnavailableError
 from localcluster.processes import ManagedProcess
@@ -29,7 +36,7 @@ from localcluster.storage import LocalStorage, stack_pool
 from localcluster.toolchain import FIX_COMMAND, ToolchainMissingError, find_binaries
 from localcluster.zfs_pool import StorageUnavailableError
 
-__all__ = ["DEFAULT_STATE_DIR", "kubectl_line", "main"]
+__all__ = ["DEFAULT_STATE_DIR", "kubectl_line", "listener_phases", "main"]
 
 REPO: Final = Path(__file__).resolve().parent.parent
 DEFAULT_STATE_DIR: Final = REPO / ".local-cluster"
@@ -94,6 +101,27 @@ def _stand_ins_process(plane: LocalControlPlane) -> ManagedProcess | None:
     )
 
 
+_FAILED: Final = {
+    "storage": "the local cluster's storage cannot run",
+    "node": "the local node cannot run pods",
+}
+
+
+def _together(steps: Mapping[str, Callable[[], object]]) -> dict[str, BaseException]:
+    """Run the steps in parallel threads; the exception of each step that failed, by name."""
+    with ThreadPoolExecutor(max_workers=len(steps)) as pool:
+        futures = {name: pool.submit(run) for name, run in steps.items()}
+    return {name: exc for name, f in futures.items() if (exc := f.exception()) is not None}
+
+
+def _raise_unexpected(errors: Iterable[BaseException]) -> None:
+    """Re-raise the first error that is not a one-line "cannot run here" error."""
+    expected = (StorageUnavailableError, ToolchainMissingError, NodeUnavailableError)
+    for exc in errors:
+        if not isinstance(exc, expected):
+            raise exc
+
+
 def kubectl_line(kubeconfig: Path) -> str:
     """The command that shows what the program deployed: scale sets, claims, snapshots, datasets.
 
@@ -102,6 +130,39 @@ def kubectl_line(kubeconfig: Path) -> str:
     """
     kubectl = os.environ.get("KUBECTL_BIN") or "kubectl"
     return f"{kubectl} --kubeconfig {kubeconfig} get {_OVERVIEW_KINDS} -A"
+
+
+def listener_phases(
+    scale_sets: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]]
+) -> dict[str, str]:
+    """The listener pod of each AutoscalingRunnerSet (by the name the controller gives it)
+    -> its phase, ``""`` while it does not exist."""
+    phases = {
+        p["metadata"]["name"]: (p.get("status") or {}).get("phase") or "Pending" for p in pods
+    }
+    return {name: phases.get(name, "") for name in sorted(map(listener_name, scale_sets))}
+
+
+def _listeners(plane: LocalControlPlane) -> tuple[dict[str, str], dict[str, str]]:
+    """``listener_phases`` of the cluster, and the latest event message about each listener
+    (the ARC double's ``FailedCreatePod`` on the AutoscalingListener before the pod's own)."""
+    client = plane.client("harness")
+    sets = [dict(a) for a in client.list(AutoscalingRunnerSet, namespace="*")]
+    names = set(map(listener_name, sets))
+    pods = [p.to_dict() for p in client.list(Pod, namespace="*")]
+    events = sorted(
+        (e.to_dict() for e in client.list(Event, namespace="*")),
+        key=lambda e: (
+            e["involvedObject"].get("kind") == "AutoscalingListener",
+            str(e.get("lastTimestamp") or e.get("eventTime") or ""),
+        ),
+    )
+    messages = {
+        e["involvedObject"].get("name", ""): e.get("message") or ""
+        for e in events
+        if e["involvedObject"].get("name") in names
+    }
+    return listener_phases(sets, pods), messages
 
 
 def up(state_dir: Path, pool: str | None = None) -> int:
@@ -130,25 +191,25 @@ def up(state_dir: Path, pool: str | None = None) -> int:
         return 0
     plane = LocalControlPlane(state_dir, detached=True)
     plane.start()
-    storage = _storage(plane, pool)
-    try:
-        storage.start(detached=True)
-    except (StorageUnavailableError, ToolchainMissingError) as exc:
-        plane.stop()
-        print(f"error: the local cluster's storage cannot run: {exc}", file=sys.stderr)
-        return 1
     stand_ins = _stand_ins_process(plane)
     if stand_ins is not None:
         stand_ins.start(detached=True)
+    storage = _storage(plane, pool)
     node = _node(plane)
-    try:
-        node.start()
-    except NodeUnavailableError as exc:
+    # Independent of each other (each needs only the API server): side by side they save
+    # the shorter one's start-up. Each stops what it started when it fails.
+    failed = _together({"storage": lambda: storage.start(detached=True), "node": node.start})
+    if failed:
+        if "storage" not in failed:
+            storage.stop()
+        if "node" not in failed:
+            node.stop()
         if stand_ins is not None:
             stand_ins.stop()
-        storage.stop()
         plane.stop()
-        print(f"error: the local node cannot run pods: {exc}", file=sys.stderr)
+        _raise_unexpected(failed.values())
+        for part, exc in failed.items():
+            print(f"error: {_FAILED[part]}: {exc}", file=sys.stderr)
         return 1
     arc = _arc_double_process(plane)
     arc.start(detached=True)
@@ -218,8 +279,13 @@ def down(state_dir: Path, pool: str | None = None, *, purge: bool) -> int:
     return 0
 
 
-def status(state_dir: Path, pool: str | None = None) -> int:
-    """Print what runs; exit 0 if everything runs, 1 if part of it, 3 if nothing."""
+def status(state_dir: Path, pool: str | None = None, wait: float = 0.0) -> int:
+    """Print what runs; exit 0 if everything runs, 1 if part of it, 3 if nothing.
+
+    Every process, then the listener pod of each AutoscalingRunnerSet (once a stack is
+    deployed); ``wait`` seconds for the listeners to be Running (the ARC controller double
+    creates them after ``pulumi up`` has created the scale sets).
+    """
     plane = LocalControlPlane.attach(state_dir)
     states = plane.status()
     if not plane.controller_manager:
@@ -233,11 +299,22 @@ def status(state_dir: Path, pool: str | None = None) -> int:
     states[_ARC_DOUBLE] = _arc_double_process(plane).alive()
     for name, alive in states.items():
         print(f"{name:24} {'running' if alive else 'stopped'}")
-    if all(states.values()):
-        print(kubectl_line(plane.kubeconfig))
-        print(storage.pool.list_line())
-        return 0
-    return 1 if any(states.values()) else 3
+    if not all(states.values()):
+        return 1 if any(states.values()) else 3
+    deadline = time.monotonic() + wait
+    phases, events = _listeners(plane)
+    while time.monotonic() < deadline and any(p != "Running" for p in phases.values()):
+        time.sleep(0.5)
+        phases, events = _listeners(plane)
+    for name, phase in phases.items():
+        print(f"listener pod {name}: {phase or 'not created'}")
+    print(kubectl_line(plane.kubeconfig))
+    print(storage.pool.list_line())
+    stuck = [name for name, phase in phases.items() if phase != "Running"]
+    for name in stuck:
+        why = events.get(name) or "no event names a reason"
+        print(f"error: listener pod {name} is not Running: {why}", file=sys.stderr)
+    return 1 if stuck else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -260,7 +337,14 @@ def main(argv: list[str] | None = None) -> int:
     stop.add_argument(
         "--purge", action="store_true", help="also destroy the pool and delete the state directory"
     )
-    commands.add_parser("status", help="show what runs")
+    shown = commands.add_parser("status", help="show what runs")
+    shown.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait up to SECONDS for every scale set's listener pod to be Running",
+    )
     commands.add_parser(
         "kubeconfig", help="print the kubeconfig path (context arc-zfs-cache-local)"
     )
@@ -275,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "down":
         return down(state_dir, args.pool, purge=args.purge)
     if args.command == "status":
-        return status(state_dir, args.pool)
+        return status(state_dir, args.pool, args.wait)
     print(LocalControlPlane.attach(state_dir).kubeconfig)
     return 0
 

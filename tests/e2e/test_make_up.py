@@ -107,9 +107,23 @@ def test_make_up_deploys_the_local_stack_then_make_down_stops_everything(
     count = created[1]
     assert (checkout / ".state" / ".pulumi" / "stacks").is_dir()  # the copy's file:// backend
 
-    # The printed line works and shows the system: scale sets and each cache's parent + builder.
+    # The printed line works and shows the system: the node Ready, the controller's and every
+    # scale set's listener pod Running (make up waits for them), the scale sets and each
+    # cache's parent + builder.
     shown = subprocess.run(line.split(), capture_output=True, text=True, timeout=60, check=False)
     assert shown.returncode == 0, shown.stderr
+    rows = [row.split() for row in shown.stdout.splitlines()]
+    assert ["node/local-zfs-node", "Ready"] in [row[:2] for row in rows]
+    pods = {row[1]: row[3] for row in rows if len(row) > 3 and row[1].startswith("pod/")}
+    listeners = {name: phase for name, phase in pods.items() if name.endswith("-listener")}
+    scale_sets = yaml.safe_load((checkout / "Pulumi.local.yaml").read_text())["config"][
+        "arc-zfs-cache:scaleSets"
+    ]
+    assert sorted(n.removeprefix("pod/").rsplit("-", 2)[0] for n in listeners) == sorted(scale_sets)
+    assert set(listeners.values()) == {"Running"}, pods
+    for name in listeners:
+        assert f"listener pod {name.removeprefix('pod/')}: Running" in first.stdout
+    assert [phase for name, phase in pods.items() if "gha-rs-controller" in name] == ["Running"]
     for name in (
         "local-linux",
         "local-gcc12",
