@@ -52,7 +52,7 @@ def custom_object(
 
 
 def chart_args(
-    ref: ChartRef, *, release: str, namespace: str, values: dict[str, Any]
+    ref: ChartRef, *, release: str, namespace: str, values: pulumi.Input[dict[str, Any]]
 ) -> k8s.helm.v4.ChartArgs:
     """Helm v4 Chart args from a chart reference (OCI, repository URL + name, or local path)."""
     return k8s.helm.v4.ChartArgs(

@@ -26,8 +26,8 @@ class BuildCacheArgs:
     name: str
     config: CacheConfig
     pool_name: str
-    storage_class: str
-    snapshot_class: str
+    storage_class: pulumi.Input[str]
+    snapshot_class: pulumi.Input[str]
     kubeconfig: str | None = None
     context: str | None = None
     #: OpenEBS's namespace (``storage.namespace``): an imported dataset's ZFSVolume goes

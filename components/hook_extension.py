@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -10,31 +11,18 @@ import pulumi_kubernetes as k8s
 
 from components import constants as c
 from components._kube import labels
-from components.hook_template import BuilderMount, CloneMount, hook_template, hook_template_yaml
+from components.hook_template import CacheMount, hook_template, hook_template_yaml
 
-__all__ = ["CacheClone", "HookExtension", "HookExtensionArgs"]
-
-
-@dataclass(frozen=True, slots=True)
-class CacheClone:
-    """A cache to clone into the job pod; the parent claim comes from its promotion."""
-
-    cache: str
-    parent_claim: pulumi.Input[str]
-    size: str
-    mount_path: str
-    env: Mapping[str, str] = field(default_factory=dict)
+__all__ = ["HookExtension", "HookExtensionArgs"]
 
 
 @dataclass(frozen=True, slots=True)
 class HookExtensionArgs:
-    """Inputs of :class:`HookExtension`."""
+    """Inputs of :class:`HookExtension`: the scale set's cache mounts, claims still inputs."""
 
     scale_set: str
-    namespace: str
-    storage_class: str
-    clones: Sequence[CacheClone] = ()
-    builder: CacheClone | None = None
+    namespace: pulumi.Input[str]
+    mounts: Sequence[CacheMount[pulumi.Input[str]]] = ()
     resources: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     services: Sequence[str] = ()
 
@@ -53,35 +41,15 @@ class HookExtension(pulumi.ComponentResource):
         self, name: str, args: HookExtensionArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("arc-zfs-cache:hook:HookExtension", name, None, opts)
-        claims = [clone.parent_claim for clone in args.clones]
-        if args.builder is not None:
-            claims.append(args.builder.parent_claim)
-
-        def render(resolved: list[str]) -> str:
-            clones = [
-                CloneMount(
-                    cache=clone.cache,
-                    parent_claim=claim,
-                    size=clone.size,
-                    mount_path=clone.mount_path,
-                    storage_class=args.storage_class,
-                    env=clone.env,
-                )
-                for clone, claim in zip(args.clones, resolved, strict=False)
-            ]
-            builder = None
-            if args.builder is not None:
-                builder = BuilderMount(
-                    cache=args.builder.cache,
-                    claim=resolved[-1],
-                    mount_path=args.builder.mount_path,
-                    env=args.builder.env,
-                )
-            return hook_template_yaml(
-                hook_template(args.scale_set, clones, builder, args.resources, args.services)
+        resolved = [
+            pulumi.Output.all(m.claim, m.storage_class).apply(functools.partial(_resolve, m))
+            for m in args.mounts
+        ]
+        content = pulumi.Output.all(*resolved).apply(
+            lambda mounts: hook_template_yaml(
+                hook_template(args.scale_set, mounts, args.resources, args.services)
             )
-
-        content = pulumi.Output.all(*claims).apply(lambda resolved: render(list(resolved)))
+        )
         config_map = k8s.core.v1.ConfigMap(
             f"{name}-config-map",
             metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -95,3 +63,16 @@ class HookExtension(pulumi.ComponentResource):
         self.config_map_name = config_map.metadata.name
         self.content = content
         self.register_outputs({"config_map_name": self.config_map_name, "content": content})
+
+
+def _resolve(mount: CacheMount[pulumi.Input[str]], names: list[str]) -> CacheMount[str]:
+    claim, storage_class = names
+    return CacheMount(
+        cache=mount.cache,
+        claim=claim,
+        size=mount.size,
+        storage_class=storage_class,
+        mount_path=mount.mount_path,
+        env=mount.env,
+        builder=mount.builder,
+    )

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import constants as c
 from components.arc_controller import ArcController, ArcControllerArgs
 from components.build_cache import BuildCache, BuildCacheArgs
-from components.config import StackConfig
-from components.hook_extension import CacheClone, HookExtension, HookExtensionArgs
-from components.hook_template import mirror_image, scale_set_values
+from components.config import ScaleSetConfig, StackConfig
+from components.hook_extension import HookExtension, HookExtensionArgs
+from components.hook_template import CacheMount
 from components.runner_namespace import RunnerNamespace, RunnerNamespaceArgs
 from components.runner_scale_set import RunnerScaleSet, RunnerScaleSetArgs
 from components.zfs_storage import ZfsStorage, ZfsStorageArgs
 
-__all__ = ["ArcZfsCache"]
+__all__ = ["ArcZfsCache", "cache_mounts"]
 
 
 class ArcZfsCache(pulumi.ComponentResource):
@@ -53,16 +54,12 @@ class ArcZfsCache(pulumi.ComponentResource):
             ArcControllerArgs(config.controller, config.images),
             opts=child,
         )
-        namespaces: dict[str, RunnerNamespace] = {}
-        used = {s.namespace: s.pod_security for s in config.scale_sets.values()}
-        for cache in config.caches.values():
-            used.setdefault(cache.namespace, next(iter(config.scale_sets.values())).pod_security)
-        for ns, pod_security in sorted(used.items()):
-            namespaces[ns] = RunnerNamespace(
-                f"{name}-ns-{ns}",
-                RunnerNamespaceArgs(ns, pod_security, config.github),
-                opts=child,
+        namespaces = {
+            ns: RunnerNamespace(
+                f"{name}-ns-{ns}", RunnerNamespaceArgs(ns, pod_security, config.github), opts=child
             )
+            for ns, pod_security in config.namespace_pod_security().items()
+        }
         caches: dict[str, BuildCache] = {}
         for cache_name, cache in config.caches.items():
             caches[cache_name] = BuildCache(
@@ -71,80 +68,49 @@ class ArcZfsCache(pulumi.ComponentResource):
                     name=cache_name,
                     config=cache,
                     pool_name=config.storage.pool_name,
-                    storage_class=config.storage.storage_class_for(cache.node),
-                    snapshot_class=config.storage.snapshot_class,
+                    storage_class=storage.storage_class_of(cache.node),
+                    snapshot_class=storage.snapshot_class,
                     kubeconfig=config.cluster.kubeconfig,
                     context=config.cluster.context,
                     zfs_namespace=config.storage.namespace,
                 ),
+                # Claims need their namespace, and promotion the storage's driver, CRDs and
+                # snapshot controller, none of which the components' outputs carry.
                 opts=pulumi.ResourceOptions.merge(
                     child,
                     pulumi.ResourceOptions(depends_on=[storage, namespaces[cache.namespace]]),
                 ),
             )
         for set_name, scale_set in config.scale_sets.items():
-            clones = [
-                CacheClone(
-                    cache=mount.cache,
-                    parent_claim=caches[mount.cache].parent_claim,
-                    size=config.caches[mount.cache].size,
-                    mount_path=mount.mount_path or config.caches[mount.cache].mount_path,
-                    env=config.caches[mount.cache].env,
-                )
-                for mount in scale_set.caches
-            ]
-            builder = None
-            if scale_set.builds is not None:
-                built = config.caches[scale_set.builds]
-                builder = CacheClone(
-                    cache=scale_set.builds,
-                    parent_claim=caches[scale_set.builds].builder_claim,
-                    size=built.size,
-                    mount_path=built.mount_path,
-                    env=built.env,
-                )
-            resources = scale_set.job_resources.model_dump(exclude_defaults=False)
+            node = config.node_of(scale_set)
+            namespace = namespaces[scale_set.namespace]
             hook = HookExtension(
                 f"{name}-hook-{set_name}",
                 HookExtensionArgs(
                     scale_set=set_name,
-                    namespace=scale_set.namespace,
-                    storage_class=config.storage.storage_class_for(config.node_of(scale_set)),
-                    clones=clones,
-                    builder=builder,
-                    resources=resources,
+                    namespace=namespace.name,
+                    mounts=cache_mounts(config, scale_set, caches, storage.storage_class_of(node)),
+                    resources=scale_set.job_resources.model_dump(exclude_defaults=False),
                     services=scale_set.services,
                 ),
-                opts=pulumi.ResourceOptions.merge(
-                    child, pulumi.ResourceOptions(depends_on=[namespaces[scale_set.namespace]])
-                ),
-            )
-            namespace = namespaces[scale_set.namespace]
-            values = scale_set_values(
-                name=set_name,
-                github_config_url=config.github_url_of(scale_set),
-                runner_group=scale_set.runner_group,
-                min_runners=scale_set.min_runners,
-                max_runners=scale_set.max_runners,
-                runner_image=mirror_image(scale_set.runner_image, config.images.registry),
-                node=config.node_of(scale_set),
-                controller_namespace=config.controller.namespace,
-                controller_service_account=c.controller_service_account_name(
-                    config.controller.release_name
-                ),
-                work_volume_size=scale_set.work_volume.size,
-                work_volume_storage_class=scale_set.work_volume.storage_class,
-                image_pull_secrets=config.images.pull_secrets,
-                github_ca_config_map=c.GITHUB_CA_CONFIG_MAP if config.github.ca_bundle else None,
-                use_kube_scheduler=scale_set.use_kube_scheduler,
+                opts=child,
             )
             RunnerScaleSet(
                 f"{name}-scale-set-{set_name}",
                 RunnerScaleSetArgs(
                     name=set_name,
-                    namespace=scale_set.namespace,
+                    config=scale_set,
                     chart=config.controller.scale_set_chart,
-                    values=values,
+                    images=config.images,
+                    github_config_url=config.github_url_of(scale_set),
+                    node=node,
+                    controller_namespace=controller.namespace,
+                    controller_service_account=controller.service_account,
+                    hook_config_map=hook.config_map_name,
+                    github_ca_config_map=namespace.github_ca_config_map,
+                    # A chart's objects do not wait for its values' inputs: name what must
+                    # exist before a runner pod starts (its namespace with the credentials
+                    # Secret, and the controller that reconciles the scale set).
                     depends_on=[hook, namespace, *controller.resources],
                 ),
                 opts=child,
@@ -163,3 +129,38 @@ class ArcZfsCache(pulumi.ComponentResource):
                 "scale_sets": self.scale_sets,
             }
         )
+
+
+def cache_mounts(
+    config: StackConfig,
+    scale_set: ScaleSetConfig,
+    caches: Mapping[str, BuildCache],
+    storage_class: pulumi.Input[str],
+) -> list[CacheMount[pulumi.Input[str]]]:
+    """A scale set's cache mounts: a clone of each listed cache's current parent, then the
+    builder volume of the cache it builds, with the claims the caches' promotions return."""
+    mounts: list[CacheMount[pulumi.Input[str]]] = [
+        CacheMount(
+            cache=mount.cache,
+            claim=caches[mount.cache].parent_claim,
+            size=config.caches[mount.cache].size,
+            storage_class=storage_class,
+            mount_path=mount.mount_path or config.caches[mount.cache].mount_path,
+            env=config.caches[mount.cache].env,
+        )
+        for mount in scale_set.caches
+    ]
+    if scale_set.builds is not None:
+        built = config.caches[scale_set.builds]
+        mounts.append(
+            CacheMount(
+                cache=scale_set.builds,
+                claim=caches[scale_set.builds].builder_claim,
+                size=built.size,
+                storage_class=storage_class,
+                mount_path=built.mount_path,
+                env=built.env,
+                builder=True,
+            )
+        )
+    return mounts

@@ -174,6 +174,10 @@ class ZfsStorage(pulumi.ComponentResource):
             {"storage_classes": self.storage_classes, "snapshot_class": self.snapshot_class}
         )
 
+    def storage_class_of(self, node: str) -> pulumi.Output[str]:
+        """The StorageClass of the caches on ``node`` (one of this component's nodes)."""
+        return self.storage_classes.apply(lambda classes: classes[node])
+
     @staticmethod
     def chart_values(args: ZfsStorageArgs) -> dict[str, object]:
         """zfs-localpv chart values: snapshot CRDs and controller toggles, mirror, labels.

@@ -14,7 +14,7 @@ from components.config import SecretValue, load_stack_file, validate_config
 from components.hook_template import mirror_image
 from components.zfs_storage import zpool_script
 from policy.arc_policy.hook_merge import base_job_pod, merge_job_pod
-from tests.conftest import PROMOTION_TYPE, ROOT, Deployment, deploy
+from tests.harness import PROMOTION_TYPE, ROOT, Deployment, deploy
 
 K8S_VERSION = "1.34.0"
 PVC = "kubernetes:core/v1:PersistentVolumeClaim"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from components import constants as c
-from components.hook_template import scale_set_values
+from components.runner_scale_set import scale_set_values
 
 
 def _values(**overrides: Any) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from policy.arc_policy.discovery import Resource, pod_targets
 from policy.arc_policy.exemptions import LEDGER
 from policy.arc_policy.model import PodKind
 from policy.arc_policy.testing import Declared, declared, resource_args, run_pack
-from tests.conftest import deploy
+from tests.harness import deploy
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data" / "policy"

@@ -15,7 +15,7 @@ from pulumi.runtime.rpc import UNKNOWN
 
 from components.promotion.model import PromotionInputs
 from components.promotion.provider import OUTPUTS, CachePromotionProvider
-from tests.conftest import ROOT
+from tests.harness import ROOT
 
 PROPS: dict[str, Any] = {
     "namespace": "arc-runners",

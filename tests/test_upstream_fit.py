@@ -10,9 +10,10 @@ import yaml
 from components import constants as c
 from components.build_cache import openebs_capacity
 from components.config import ConfigError, parse_quantity, validate_config
-from components.hook_template import hook_template, scale_set_values
+from components.hook_template import hook_template
+from components.runner_scale_set import scale_set_values
 from policy.arc_policy.hook_merge import effective_job_pod
-from tests.conftest import deploy
+from tests.harness import deploy
 
 
 def values(**overrides: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from components.config.errors import ConfigError
 from components.config.github import GithubConfig
 from components.config.rules import cross_reference_problems
 from components.config.scalars import DnsLabel
-from components.config.scale_sets import ScaleSetConfig
+from components.config.scale_sets import PodSecurityConfig, ScaleSetConfig
 from components.config.storage import StorageConfig
 
 __all__ = ["StackConfig"]
@@ -53,3 +53,21 @@ class StackConfig(ConfigModel):
     def github_url_of(self, scale_set: ScaleSetConfig) -> str:
         """The githubConfigUrl a scale set registers at."""
         return scale_set.github_config_url or self.github.url
+
+    def namespace_pod_security(self) -> dict[str, PodSecurityConfig]:
+        """The Pod Security level each runner or cache namespace enforces, by namespace.
+
+        A namespace enforces one level for every pod in it, so it takes the least strict one
+        its scale sets ask for: ``baseline`` (with the reason of the first scale set asking
+        for it, in config order) as soon as one does, else ``restricted``. A namespace that
+        holds only caches runs no pod of this program (claims and snapshots only) and is
+        ``restricted``, whatever the scale sets elsewhere ask for.
+        """
+        levels: dict[str, PodSecurityConfig] = {
+            cache.namespace: PodSecurityConfig() for cache in self.caches.values()
+        }
+        for scale_set in self.scale_sets.values():
+            current = levels.get(scale_set.namespace)
+            if current is None or current.level == "restricted":
+                levels[scale_set.namespace] = scale_set.pod_security
+        return dict(sorted(levels.items()))

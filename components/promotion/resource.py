@@ -33,8 +33,8 @@ class CachePromotionArgs:
     builder_volume: pulumi.Input[str]
     size: str
     node: str
-    parent_storage_class: str
-    snapshot_class: str
+    parent_storage_class: pulumi.Input[str]
+    snapshot_class: pulumi.Input[str]
     lease_duration: timedelta
     grace_period: timedelta
     retention: timedelta

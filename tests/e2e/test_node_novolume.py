@@ -25,12 +25,12 @@ from lightkube.resources.rbac_authorization_v1 import Role, RoleBinding
 
 from components import constants as c
 from components.hook_template import (
-    BuilderMount,
+    CacheMount,
     hook_template,
     hook_template_yaml,
     pod_security_labels,
-    scale_set_values,
 )
+from components.runner_scale_set import scale_set_values
 from localcluster import hook_double
 from localcluster.harness import LocalCluster
 from localcluster.images import JOB_IMAGE
@@ -127,9 +127,15 @@ def novolume_runner_pod(kube: Kube, namespace: str, claim: str, name: str = "run
         work_volume_storage_class=None,
         container_mode=c.CONTAINER_MODE_NOVOLUME,
     )
-    template = hook_template(
-        SCALE_SET, [], builder=BuilderMount(cache="gcc12", claim=claim, mount_path=CACHE_MOUNT)
+    builder = CacheMount(
+        cache="gcc12",
+        claim=claim,
+        size="1Gi",
+        storage_class="local-cache",
+        mount_path=CACHE_MOUNT,
+        builder=True,
     )
+    template = hook_template(SCALE_SET, [builder])
     kube.create("ServiceAccount", {"apiVersion": "v1", "kind": "ServiceAccount",
                                    "metadata": {"name": "kube-mode", "namespace": namespace}})  # fmt: skip
     rbac: Any = kube.client

@@ -15,7 +15,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.hook_template import scale_set_values
+from components.runner_scale_set import scale_set_values
 
 cfg = pulumi.Config()
 ns_name = cfg.require("namespace")
