@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "ANNOTATION_POD_SECURITY_REASON",
     "ANNOTATION_PROMOTE_TOKEN",
     "ANNOTATION_RESET_TOKEN",
     "ANNOTATION_RETIRED_AT",
@@ -22,6 +23,10 @@ __all__ = [
     "CONFIG_NAMESPACE",
     "CONTAINER_MODE_KUBERNETES",
     "CONTAINER_MODE_NOVOLUME",
+    "ENV_CONTAINER_HOOKS",
+    "ENV_CONTAINER_HOOK_TEMPLATE",
+    "ENV_REQUIRE_JOB_CONTAINER",
+    "ENV_USE_KUBE_SCHEDULER",
     "GITHUB_CA_CONFIG_MAP",
     "GITHUB_CA_DIR",
     "GITHUB_CA_KEY",
@@ -163,6 +168,11 @@ NOVOLUME_HOOK_ENTRYPOINT: Final = "/home/runner/k8s-novolume/index.js"
 #: Hook 0.8 sets this fsGroup on its job pods (createJobPod) and runs fs-init as uid/gid 1001.
 NOVOLUME_HOOK_FS_GROUP: Final = 1001
 RUNNER_WORK_DIR: Final = "/home/runner/_work"
+#: Runner env the hooks read (actions/runner v2.336.0 and runner-container-hooks v0.7.0).
+ENV_CONTAINER_HOOKS: Final = "ACTIONS_RUNNER_CONTAINER_HOOKS"
+ENV_CONTAINER_HOOK_TEMPLATE: Final = "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE"
+ENV_REQUIRE_JOB_CONTAINER: Final = "ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER"
+ENV_USE_KUBE_SCHEDULER: Final = "ACTIONS_RUNNER_USE_KUBE_SCHEDULER"
 #: The hook-template ConfigMap is mounted as a directory: a subPath mount never sees updates.
 HOOK_TEMPLATE_DIR: Final = "/home/runner/pod-template"
 HOOK_TEMPLATE_KEY: Final = "content"
@@ -199,6 +209,8 @@ ANNOTATION_RETIRED_AT: Final = "arc-zfs-cache.io/retired-at"
 ANNOTATION_PROMOTE_TOKEN: Final = "arc-zfs-cache.io/promote-token"
 #: The reset token whose reset made a builder volume.
 ANNOTATION_RESET_TOKEN: Final = "arc-zfs-cache.io/reset-token"
+#: Why a runner namespace enforces baseline instead of restricted (podSecurity.reason).
+ANNOTATION_POD_SECURITY_REASON: Final = "arc-zfs-cache.io/pod-security-reason"
 ROLE_PARENT: Final = "parent"
 ROLE_BUILDER_VOLUME: Final = "builder-volume"
 ROLE_SOURCE_SNAPSHOT: Final = "source-snapshot"

@@ -49,7 +49,7 @@ class RunnerNamespace(pulumi.ComponentResource):
     ) -> None:
         super().__init__("arc-zfs-cache:runners:RunnerNamespace", name, None, opts)
         annotations = (
-            {"arc-zfs-cache.io/pod-security-reason": args.pod_security.reason}
+            {c.ANNOTATION_POD_SECURITY_REASON: args.pod_security.reason}
             if args.pod_security.reason
             else None
         )

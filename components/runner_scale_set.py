@@ -73,14 +73,14 @@ def scale_set_values(
         container_mode_values["kubernetesModeWorkVolumeClaim"] = work_claim
     env = [
         {
-            "name": "ACTIONS_RUNNER_CONTAINER_HOOKS",
+            "name": c.ENV_CONTAINER_HOOKS,
             "value": c.NOVOLUME_HOOK_ENTRYPOINT if novolume else c.HOOK_ENTRYPOINT,
         },
-        {"name": "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE", "value": c.HOOK_TEMPLATE_FILE},
-        {"name": "ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER", "value": "true"},
+        {"name": c.ENV_CONTAINER_HOOK_TEMPLATE, "value": c.HOOK_TEMPLATE_FILE},
+        {"name": c.ENV_REQUIRE_JOB_CONTAINER, "value": "true"},
     ]
     if use_kube_scheduler:
-        env.append({"name": "ACTIONS_RUNNER_USE_KUBE_SCHEDULER", "value": "true"})
+        env.append({"name": c.ENV_USE_KUBE_SCHEDULER, "value": "true"})
     if github_ca_config_map:
         env += [
             # run.sh runs `sudo update-ca-certificates` when this is non-empty, which fails

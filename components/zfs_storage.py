@@ -156,7 +156,7 @@ class ZfsStorage(pulumi.ComponentResource):
         classes.append(
             custom_object(
                 f"{name}-snapshot-class",
-                "snapshot.storage.k8s.io/v1",
+                f"{c.SNAPSHOT_API_GROUP}/{c.SNAPSHOT_API_VERSION}",
                 "VolumeSnapshotClass",
                 metadata(cfg.snapshot_class),
                 {"driver": c.OPENEBS_ZFS_CSI_DRIVER, "deletionPolicy": "Delete"},
