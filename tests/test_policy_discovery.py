@@ -13,10 +13,10 @@ from policy.arc_policy.discovery import (
     hook_templates,
     is_scale_set_values,
     pod_targets,
-    render_scale_set_values,
     runner_pods,
 )
 from policy.arc_policy.model import PodKind
+from policy.arc_policy.scale_set_chart import render_scale_set_values
 from policy.arc_policy.testing import UNKNOWN_STRING, declared, resource_args, stack_args
 from policy.arc_policy.values import UNKNOWN, to_plain
 
@@ -26,7 +26,7 @@ TEMPLATE = {"spec": {"containers": [{"name": "$job", "env": [{"name": "A", "valu
 
 def resource(type_: str, props: dict[str, Any], **kwargs: Any) -> Resource:
     """A :class:`Resource` as a resource policy sees it."""
-    return Resource.from_args(resource_args(declared(type_, "r", props, **kwargs)))
+    return Resource.of(resource_args(declared(type_, "r", props, **kwargs)))
 
 
 def config_map(
@@ -88,7 +88,7 @@ def test_job_target_is_the_merged_pod() -> None:
 
 def test_namespaces() -> None:
     assert config_map({}, namespace=None).namespace == "default"
-    provider_ns = Resource.from_args(
+    provider_ns = Resource.of(
         resource_args(
             declared(CM, "r", {"metadata": {"name": "t"}}, provider_namespace="arc-runners")
         )
@@ -331,4 +331,4 @@ def test_to_plain_unwraps_sdk_proxies_and_marks_unknowns() -> None:
     args = resource_args(declared(CM, "r", {"a": [1, {"b": UNKNOWN_STRING}], "c": UNKNOWN_STRING}))
     assert to_plain(args.props) == {"a": [1, {"b": UNKNOWN}], "c": UNKNOWN}
     (policy_resource,) = stack_args([declared(CM, "r", {"metadata": {"name": "x"}})]).resources
-    assert Resource.from_policy_resource(policy_resource).object_name == "x"
+    assert Resource.of(policy_resource).object_name == "x"

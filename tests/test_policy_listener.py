@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import kubernetes_validate
-import pytest
 
 from components.hook_template import listener_template
-from policy.arc_policy.exemptions import LEDGER
 from policy.arc_policy.listener import base_listener_pod, listener_pod, merge_listener_pod
 from policy.arc_policy.rules import listener
 from policy.arc_policy.testing import Declared, declared, run_stack_policy
@@ -16,11 +14,6 @@ from policy.arc_policy.testing import Declared, declared, run_stack_policy
 K8S_VERSION = "1.34.0"
 POLICY = listener.LISTENER_POD_SECURITY
 RELEASE = "kubernetes:helm.sh/v3:Release"
-
-
-@pytest.fixture(autouse=True)
-def empty_ledger() -> None:
-    LEDGER.drain()
 
 
 def namespace(name: str, level: str | None) -> Declared:

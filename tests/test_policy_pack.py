@@ -19,7 +19,6 @@ from pulumi_policy.policy import _PolicyAnalyzerServicer
 
 from components import constants
 from policy.arc_policy import _constants
-from policy.arc_policy.exemptions import LEDGER
 from policy.arc_policy.pack import PACK_NAME, all_policies
 from tests.test_policy_rules import TEMPLATE, WORKLOAD, template_cm, tweak
 
@@ -53,7 +52,7 @@ def test_pulumi_policy_yaml() -> None:
 def test_policies_are_named_described_and_leveled() -> None:
     policies = all_policies()
     names = [p.name for p in policies]
-    assert len(names) == len(set(names)) == 19
+    assert len(names) == len(set(names)) == 20
     assert all(re.fullmatch(r"[a-z][a-z-]+", n) for n in names)
     assert all(p.description.endswith(".") and p.config_schema is not None for p in policies)
     advisory = {p.name for p in policies if p.enforcement_level is EnforcementLevel.ADVISORY}
@@ -71,6 +70,7 @@ def test_policies_are_named_described_and_leveled() -> None:
         "mounted-hook-templates",
         "runner-namespace-pod-security",
         "listener-pod-security",
+        "hook-pod-security",
         "policy-exemptions",
     }
 
@@ -160,7 +160,6 @@ def test_analyzer_config_and_remediation_through_grpc() -> None:
             "run-as-non-root": {"allowedUids": [1001, 1000]},
         },
     )
-    LEDGER.drain()
     assert analyze(analyzer, WORKLOAD) == []
     uid_1000 = template_cm(tweak(TEMPLATE, "spec.securityContext.runAsUser", 1000))
     assert analyze(analyzer, uid_1000) == []
@@ -186,4 +185,4 @@ def test_entry_point_builds_the_pack(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pulumi_policy, "PolicyPack", lambda **kwargs: built.update(kwargs))
     monkeypatch.syspath_prepend(str(POLICY_DIR))
     runpy.run_path(str(POLICY_DIR / "__main__.py"), run_name="__main__")
-    assert built["name"] == PACK_NAME and len(built["policies"]) == 19
+    assert built["name"] == PACK_NAME and len(built["policies"]) == 20

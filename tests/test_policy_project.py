@@ -12,7 +12,6 @@ import yaml
 
 from components.config import validate_config
 from policy.arc_policy.discovery import Resource, pod_targets
-from policy.arc_policy.exemptions import LEDGER
 from policy.arc_policy.model import PodKind
 from policy.arc_policy.testing import Declared, declared, resource_args, run_pack
 from tests.harness import deploy
@@ -21,11 +20,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data" / "policy"
 PACK_CONFIG = json.loads((ROOT / "policy" / "policy-config.json").read_text())
 K8S_VERSION = "1.34.0"
-
-
-@pytest.fixture(autouse=True)
-def empty_ledger() -> None:
-    LEDGER.drain()
 
 
 def load_stack(name: str) -> list[Declared]:
@@ -64,7 +58,7 @@ def test_project_needs_its_explicit_exemption() -> None:
 def test_project_job_pod_is_valid_and_found_three_ways() -> None:
     stack = load_stack("project_stack.yaml")
     config_map = next(r for r in stack if r.type == "kubernetes:core/v1:ConfigMap")
-    (target,) = pod_targets(Resource.from_args(resource_args(config_map)), (PodKind.JOB,))
+    (target,) = pod_targets(Resource.of(resource_args(config_map)), (PodKind.JOB,))
     kubernetes_validate.validate(
         {"apiVersion": "v1", "kind": "Pod", **target.pod}, K8S_VERSION, strict=True
     )
@@ -86,15 +80,9 @@ def test_real_program_passes(program: list[Declared]) -> None:
     report = run_pack(program, PACK_CONFIG)
     assert report.blocking == [], [v.message for v in report.blocking]
     runners = [
-        t
-        for r in program
-        for t in pod_targets(Resource.from_args(resource_args(r)), (PodKind.RUNNER,))
+        t for r in program for t in pod_targets(Resource.of(resource_args(r)), (PodKind.RUNNER,))
     ]
-    jobs = [
-        t
-        for r in program
-        for t in pod_targets(Resource.from_args(resource_args(r)), (PodKind.JOB,))
-    ]
+    jobs = [t for r in program for t in pod_targets(Resource.of(resource_args(r)), (PodKind.JOB,))]
     assert runners and jobs, "the pack must see the program's runner and job pods"
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 from pulumi_policy import Secret
 
+from policy.arc_policy.exemptions import ExemptionLedger
 from policy.arc_policy.rules import container_security as cs
 from policy.arc_policy.testing import (
     UNKNOWN_STRING,
@@ -32,7 +33,7 @@ CAPABILITIES = cs.DROP_ALL_CAPABILITIES
 
 
 def remediate(policy: Any, resource: Declared, config: dict[str, Any] | None = None) -> Any:
-    return policy.remediate(remediation_args(resource, config))
+    return policy.policy(ExemptionLedger()).remediate(remediation_args(resource, config))
 
 
 def test_template_without_job_entry_gets_one() -> None:

@@ -151,13 +151,13 @@ def tweak(template: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
 DELETE = object()
 COMPLIANT = [template_cm(TEMPLATE), ars(RUNNER_SPEC), release(kube_values())]
 ALL_RESOURCE_POLICIES = [
-    *cs.POLICIES,
-    *pod_security.POLICIES,
+    *cs.RULES,
+    *pod_security.RULES,
     runner_mode.RUNNER_CONTAINER_MODE,
     runner_mode.RUNNER_REQUIRES_JOB_CONTAINER,
     runner_mode.HOOK_TEMPLATE_DIRECTORY_MOUNT,
-    *images.POLICIES,
-    *credentials.POLICIES,
+    *images.RULES,
+    *credentials.RULES,
 ]
 
 

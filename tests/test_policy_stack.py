@@ -7,7 +7,7 @@ import copy
 import pytest
 import yaml
 
-from policy.arc_policy.exemptions import LEDGER
+from policy.arc_policy.exemptions import ExemptionLedger
 from policy.arc_policy.rules import exemptions_report, namespaces, pod_security, runner_mode
 from policy.arc_policy.testing import (
     UNKNOWN_STRING,
@@ -21,11 +21,6 @@ from tests.test_policy_rules import RUNNER_SPEC, TEMPLATE, WORKLOAD, ars, templa
 
 MOUNTED = runner_mode.MOUNTED_HOOK_TEMPLATES
 NAMESPACES = namespaces.RUNNER_NAMESPACE_POD_SECURITY
-
-
-@pytest.fixture(autouse=True)
-def empty_ledger() -> None:
-    LEDGER.drain()
 
 
 def namespace(name: str, **labels: str) -> Declared:
@@ -135,8 +130,9 @@ def test_baseline_with_a_reason_is_allowed_and_listed() -> None:
             {"namespace": "arc-runners", "reason": "runner image needs a writable /etc"}
         ]
     }
-    assert run_stack_policy(NAMESPACES, [ns, ars(RUNNER_SPEC)], config) == []
-    ((message, _),) = run_stack_policy(exemptions_report.POLICY_EXEMPTIONS, [])
+    ledger = ExemptionLedger()  # one run: the namespace policy records, the report reads
+    assert run_stack_policy(NAMESPACES, [ns, ars(RUNNER_SPEC)], config, ledger) == []
+    ((message, _),) = run_stack_policy(exemptions_report.POLICY_EXEMPTIONS, [], None, ledger)
     assert "Namespace arc-runners is exempt from policy 'runner-namespace-pod-security'" in message
     assert "enforces baseline, not restricted: runner image needs a writable /etc" in message
 
@@ -202,7 +198,7 @@ def test_exemptions_are_reported_after_the_run() -> None:
         "no resource in this stack (gone): remove it or fix the name",
     ]
     assert all(v.level.value == "advisory" for v in report.violations)
-    assert run_stack_policy(exemptions_report.POLICY_EXEMPTIONS, []) == []  # drained
+    assert run_stack_policy(exemptions_report.POLICY_EXEMPTIONS, []) == []  # a new run: empty
 
 
 def test_without_exemption_the_workload_blocks() -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "CONTAINER_MODE_KUBERNETES",
+    "CONTAINER_MODE_NOVOLUME",
     "HOOK_ENTRYPOINT",
     "HOOK_TEMPLATE_KEY",
     "JOB_CONTAINER_NAME",
@@ -22,6 +24,10 @@ __all__ = [
     "RUNNER_UID",
 ]
 
+#: gha-runner-scale-set ``containerMode.type`` of hook 0.7 (a work volume shared with the runner).
+CONTAINER_MODE_KUBERNETES: Final = "kubernetes"
+#: ``containerMode.type`` of hook 0.8 (no shared volume; job pods placed by the scheduler).
+CONTAINER_MODE_NOVOLUME: Final = "kubernetes-novolume"
 #: Name of the job container in a hook template (the hook merges ``$job`` into its ``job``).
 JOB_CONTAINER_NAME: Final = "$job"
 #: Name the gha-runner-scale-set chart gives the runner container.

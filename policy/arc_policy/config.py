@@ -29,6 +29,7 @@ from typing import Any, Final
 from pulumi_policy import PolicyConfigSchema
 
 from ._constants import RUNNER_UID
+from .hook_merge import HOOK_MODES
 from .model import ResourceRef
 from .values import as_int
 
@@ -106,8 +107,8 @@ _SCHEMAS: Final[dict[str, dict[str, Any]]] = {
     ALLOWED_CONTAINER_MODES: {
         "type": "array",
         "description": "gha-runner-scale-set containerMode.type values allowed.",
-        "items": {"type": "string", "enum": ["kubernetes", "kubernetes-novolume", "dind", ""]},
-        "default": ["kubernetes"],
+        "items": {"type": "string", "enum": [*HOOK_MODES, "dind", ""]},
+        "default": list(HOOK_MODES),
     },
     BASELINE_NAMESPACES: {
         "type": "array",
@@ -157,7 +158,7 @@ class Settings:
     allowed_uids: frozenset[int] = frozenset({RUNNER_UID})
     allowed_capabilities: frozenset[str] = frozenset({"NET_BIND_SERVICE"})
     allowed_registries: tuple[str, ...] = ()
-    allowed_container_modes: frozenset[str] = frozenset({"kubernetes"})
+    allowed_container_modes: frozenset[str] = frozenset(HOOK_MODES)
     baseline_namespaces: dict[str, str] = field(default_factory=dict)
 
     def exemption_for(self, ref: ResourceRef) -> Exemption | None:

@@ -20,7 +20,6 @@ see instead of failing.
 
 from __future__ import annotations
 
-import copy
 import posixpath
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,22 +29,32 @@ import yaml
 from pulumi_policy import PolicyResource, ResourceValidationArgs
 
 from ._constants import (
-    HOOK_ENTRYPOINT,
+    CONTAINER_MODE_KUBERNETES,
+    CONTAINER_MODE_NOVOLUME,
     JOB_CONTAINER_NAME,
     LABEL_HOOK_TEMPLATE,
     NOVOLUME_HOOK_ENTRYPOINT,
     RUNNER_CONTAINER_NAME,
 )
-from .hook_merge import EXTENSION_PREFIX, HOOK_JOB_CONTAINER, effective_job_pod
+from .hook_merge import (
+    ENV_HOOK_TEMPLATE,
+    EXTENSION_PREFIX,
+    HOOK_JOB_CONTAINER,
+    effective_job_pod,
+    hook_version,
+)
 from .model import PodKind, PodTarget, ResourceRef
+from .scale_set_chart import (
+    DIND_CONTAINER,
+    DIND_SOCK_VOLUME,
+    ENV_CONTAINER_HOOKS,
+    ENV_DOCKER_HOST,
+    render_scale_set_values,
+)
 from .values import UNKNOWN, as_list, as_mapping, as_str, get_in, is_unknown, to_plain
 
 __all__ = [
     "CONFIG_MAP_TYPE",
-    "ENV_CONTAINER_HOOKS",
-    "ENV_HOOK_TEMPLATE",
-    "ENV_JOB_NAMESPACE",
-    "ENV_REQUIRE_JOB_CONTAINER",
     "NAMESPACE_TYPES",
     "HookTemplate",
     "Resource",
@@ -62,7 +71,6 @@ __all__ = [
     "job_target_without_template",
     "parse_template",
     "pod_targets",
-    "render_scale_set_values",
     "resolve_hook_template",
     "runner_pods",
     "workload_targets",
@@ -75,14 +83,6 @@ _CHART_TYPES: Final = ("kubernetes:helm.sh/v4:Chart", "kubernetes:helm.sh/v3:Cha
 _ARS_API_GROUP: Final = "actions.github.com/"
 _ARS_KIND: Final = "AutoscalingRunnerSet"
 
-#: Runner env: the hook entry point (kubernetes container mode).
-ENV_CONTAINER_HOOKS: Final = "ACTIONS_RUNNER_CONTAINER_HOOKS"
-#: Runner env: path of the hook template file.
-ENV_HOOK_TEMPLATE: Final = "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE"
-#: Runner env: refuse jobs that do not use a job container.
-ENV_REQUIRE_JOB_CONTAINER: Final = "ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER"
-#: Runner env: namespace the hook creates job pods in (default: the runner's).
-ENV_JOB_NAMESPACE: Final = "ACTIONS_RUNNER_KUBERNETES_NAMESPACE"
 
 #: Where each workload kind keeps its pod template.
 _WORKLOAD_TEMPLATES: Final[dict[str, tuple[str, ...]]] = {
@@ -96,7 +96,6 @@ _WORKLOAD_TEMPLATES: Final[dict[str, tuple[str, ...]]] = {
     "Job": ("spec", "template"),
     "CronJob": ("spec", "jobTemplate", "spec", "template"),
 }
-_CHART_DEFAULT_RUNNER_IMAGE: Final = "ghcr.io/actions/actions-runner:latest"
 
 
 @dataclass(frozen=True)
@@ -111,30 +110,17 @@ class Resource:
     provider_namespace: str | None = None
 
     @classmethod
-    def from_args(cls, args: ResourceValidationArgs) -> Resource:
-        """From the arguments of a resource validation (or remediation)."""
+    def of(cls, declared: ResourceValidationArgs | PolicyResource) -> Resource:
+        """From the arguments of a resource validation (or remediation), or from one resource
+        of a stack validation (both carry the same fields)."""
         provider_ns = None
-        if args.provider is not None:
-            provider_ns = as_str(to_plain(args.provider.props).get("namespace"))
+        if declared.provider is not None:
+            provider_ns = as_str(to_plain(declared.provider.props).get("namespace"))
         return cls(
-            type=args.resource_type,
-            name=args.name,
-            urn=args.urn,
-            props=to_plain(args.props) or {},
-            provider_namespace=provider_ns,
-        )
-
-    @classmethod
-    def from_policy_resource(cls, resource: PolicyResource) -> Resource:
-        """From one resource of a stack validation."""
-        provider_ns = None
-        if resource.provider is not None:
-            provider_ns = as_str(to_plain(resource.provider.props).get("namespace"))
-        return cls(
-            type=resource.resource_type,
-            name=resource.name,
-            urn=resource.urn,
-            props=to_plain(resource.props) or {},
+            type=declared.resource_type,
+            name=declared.name,
+            urn=declared.urn,
+            props=to_plain(declared.props) or {},
             provider_namespace=provider_ns,
         )
 
@@ -352,14 +338,22 @@ def _mode_of_rendered(pod: Mapping[str, Any]) -> Any:
     names = {c.get("name") for c in all_containers if isinstance(c, dict)}
     volumes = {v.get("name") for v in as_list(spec.get("volumes")) if isinstance(v, dict)}
     runner = find_container(pod, RUNNER_CONTAINER_NAME)
-    if "dind" in names or "dind-sock" in volumes or env_value(runner, "DOCKER_HOST"):
+    dind = DIND_CONTAINER in names or DIND_SOCK_VOLUME in volumes
+    if dind or env_value(runner, ENV_DOCKER_HOST):
         return "dind"
     hooks = env_value(runner, ENV_CONTAINER_HOOKS)
     if is_unknown(hooks):
         return UNKNOWN
     if hooks:
-        return "kubernetes-novolume" if "k8s-novolume" in hooks else "kubernetes"
+        hook = hook_version(hooks)
+        return hook.container_mode if hook else _mode_of_hook_path(hooks)
     return ""
+
+
+def _mode_of_hook_path(hooks: str) -> str:
+    """The mode of a hook entry point the chart does not set: by the directory it lives in."""
+    novolume_dir = posixpath.dirname(NOVOLUME_HOOK_ENTRYPOINT)
+    return CONTAINER_MODE_NOVOLUME if novolume_dir in hooks else CONTAINER_MODE_KUBERNETES
 
 
 def chart_name(resource: Resource) -> str:
@@ -382,138 +376,6 @@ def is_scale_set_values(resource: Resource) -> bool:
         return False
     values = as_mapping(resource.props.get("values")) or {}
     return any(key in values for key in ("githubConfigUrl", "githubConfigSecret", "containerMode"))
-
-
-def _helm_merge(base: Any, override: Any) -> Any:
-    """Helm's values merge: mappings merge key by key, anything else replaces."""
-    if isinstance(base, dict) and isinstance(override, dict):
-        merged = dict(base)
-        for key, value in override.items():
-            merged[key] = _helm_merge(base.get(key), value)
-        return merged
-    return copy.deepcopy(override)
-
-
-def _ensure_env(container: dict[str, Any], name: str, item: dict[str, Any]) -> None:
-    """Append env ``item`` unless the container sets ``name`` already (as the chart does)."""
-    env = container.get("env")
-    if is_unknown(env):
-        return
-    env = list(as_list(env))
-    if not any(isinstance(e, dict) and e.get("name") == name for e in env):
-        env.append(item)
-    container["env"] = env
-
-
-def _ensure_mount(container: dict[str, Any], name: str, mount: dict[str, Any]) -> None:
-    """Append volume mount ``mount`` unless one named ``name`` exists."""
-    mounts = container.get("volumeMounts")
-    if is_unknown(mounts):
-        return
-    mounts = list(as_list(mounts))
-    if not any(isinstance(m, dict) and m.get("name") == name for m in mounts):
-        mounts.append(mount)
-    container["volumeMounts"] = mounts
-
-
-def render_scale_set_values(values: Mapping[str, Any]) -> tuple[dict[str, Any], Any, set[str]]:
-    """The runner pod gha-runner-scale-set 0.14.2 renders from ``values``.
-
-    Returns ``(pod, mode, chart_added)``: the pod (``metadata``, ``spec``), the container mode,
-    and the names of containers the chart adds for that mode. Modelled on the chart's
-    ``autoscalingrunnerset.yaml`` and ``_helpers.tpl`` (Kubernetes ≥ 1.29: the dind daemon is a
-    native sidecar init container).
-    """
-    defaults = {
-        "template": {
-            "spec": {
-                "containers": [
-                    {
-                        "name": RUNNER_CONTAINER_NAME,
-                        "image": _CHART_DEFAULT_RUNNER_IMAGE,
-                        "command": ["/home/runner/run.sh"],
-                    }
-                ]
-            }
-        }
-    }
-    merged = _helm_merge(defaults, dict(values))
-    mode = get_in(merged, "containerMode", "type")
-    mode = UNKNOWN if is_unknown(mode) else (mode or "")
-    template = as_mapping(merged.get("template")) or {}
-    tspec = as_mapping(template.get("spec")) or {}
-    skip = ("containers", "volumes", "initContainers")
-    spec: dict[str, Any] = {k: copy.deepcopy(v) for k, v in tspec.items() if k not in skip}
-    spec.setdefault("restartPolicy", "Never")
-    containers = [copy.deepcopy(c) for c in as_list(tspec.get("containers")) if isinstance(c, dict)]
-    runner = next((c for c in containers if c.get("name") == RUNNER_CONTAINER_NAME), None)
-    others = [c for c in containers if c is not runner]
-    init = [copy.deepcopy(c) for c in as_list(tspec.get("initContainers"))]
-    volumes = [copy.deepcopy(v) for v in as_list(tspec.get("volumes"))]
-    added: set[str] = set()
-    if mode == "dind" and runner is not None:
-        _ensure_env(
-            runner, "DOCKER_HOST", {"name": "DOCKER_HOST", "value": "unix:///var/run/docker.sock"}
-        )
-        _ensure_mount(runner, "work", {"name": "work", "mountPath": "/home/runner/_work"})
-        _ensure_mount(runner, "dind-sock", {"name": "dind-sock", "mountPath": "/var/run"})
-        dind_image = as_str(get_in(tspec, "dind", "image")) or "docker:dind"
-        init = [
-            {
-                "name": "init-dind-externals",
-                "image": runner.get("image"),
-                "command": ["cp"],
-                "args": ["-r", "/home/runner/externals/.", "/home/runner/tmpDir/"],
-            },
-            {
-                "name": "dind",
-                "image": dind_image,
-                "restartPolicy": "Always",
-                "securityContext": {"privileged": True},
-            },
-            *init,
-        ]
-        added = {"init-dind-externals", "dind"}
-        others = [c for c in others if c.get("name") != "dind"]
-        names = {v.get("name") for v in volumes if isinstance(v, dict)}
-        volumes = [
-            {"name": "dind-sock", "emptyDir": {}},
-            {"name": "dind-externals", "emptyDir": {}},
-            *([] if "work" in names else [{"name": "work", "emptyDir": {}}]),
-            *volumes,
-        ]
-    elif mode in ("kubernetes", "kubernetes-novolume") and runner is not None:
-        hooks = HOOK_ENTRYPOINT if mode == "kubernetes" else NOVOLUME_HOOK_ENTRYPOINT
-        _ensure_env(runner, ENV_CONTAINER_HOOKS, {"name": ENV_CONTAINER_HOOKS, "value": hooks})
-        _ensure_env(
-            runner,
-            "ACTIONS_RUNNER_POD_NAME",
-            {
-                "name": "ACTIONS_RUNNER_POD_NAME",
-                "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
-            },
-        )
-        _ensure_env(
-            runner,
-            ENV_REQUIRE_JOB_CONTAINER,
-            {"name": ENV_REQUIRE_JOB_CONTAINER, "value": "true"},
-        )
-        if mode == "kubernetes":
-            _ensure_mount(runner, "work", {"name": "work", "mountPath": "/home/runner/_work"})
-            names = {v.get("name") for v in volumes if isinstance(v, dict)}
-            if "work" not in names:
-                claim = as_mapping(get_in(merged, "containerMode", "kubernetesModeWorkVolumeClaim"))
-                volumes.insert(
-                    0,
-                    {"name": "work", "ephemeral": {"volumeClaimTemplate": {"spec": claim or {}}}},
-                )
-    spec["containers"] = ([runner] if runner is not None else []) + others
-    if init:
-        spec["initContainers"] = init
-    if volumes:
-        spec["volumes"] = volumes
-    pod = {"metadata": copy.deepcopy(as_mapping(template.get("metadata")) or {}), "spec": spec}
-    return pod, mode, added
 
 
 def runner_pods(resource: Resource) -> list[RunnerPod]:
@@ -545,7 +407,7 @@ def runner_pods(resource: Resource) -> list[RunnerPod]:
         if is_unknown(values):
             return []
         values = as_mapping(values) or {}
-        pod, mode, added = render_scale_set_values(values)
+        pod, mode, added = render_scale_set_values(values, resource.object_name)
         origin = dict.fromkeys(added, "values.containerMode.type")
         target = PodTarget(
             kind=PodKind.RUNNER,
@@ -712,7 +574,8 @@ def pod_targets(resource: Resource, kinds: Sequence[PodKind] = tuple(PodKind)) -
         targets.extend(
             job_target_without_template(runner)
             for runner in runners
-            if runner.mode == "kubernetes" and hook_template_mount(runner.target.pod) is None
+            if runner.mode == CONTAINER_MODE_KUBERNETES
+            and hook_template_mount(runner.target.pod) is None
         )
     if PodKind.RUNNER in kinds:
         targets.extend(runner.target for runner in runners)
@@ -723,4 +586,4 @@ def pod_targets(resource: Resource, kinds: Sequence[PodKind] = tuple(PodKind)) -
 
 def iter_resources(resources: Iterable[PolicyResource]) -> list[Resource]:
     """Stack resources as :class:`Resource` objects."""
-    return [Resource.from_policy_resource(resource) for resource in resources]
+    return [Resource.of(resource) for resource in resources]

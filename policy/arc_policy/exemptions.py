@@ -1,10 +1,11 @@
 """Which exemptions were applied in this run, so that the output lists every one of them.
 
 Pulumi reports a violation at its policy's enforcement level, so a mandatory policy cannot
-itself print an advisory line for a resource it skips. Every policy records here the
-exemptions configured for it and the resources it skipped; the advisory stack policy
-``policy-exemptions`` runs after all resource policies (the engine calls stack validation last,
-in the same policy-pack process) and reports them.
+itself print an advisory line for a resource it skips. Every policy of one run records in that
+run's :class:`ExemptionLedger` (given to each policy when the pack is built,
+``pack.all_policies``) the exemptions configured for it and the resources it skipped; the
+advisory stack policy ``policy-exemptions`` runs after all resource policies (the engine calls
+stack validation last, in the same policy-pack process) and reports them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from .config import Exemption
 from .model import ResourceRef
 
-__all__ = ["LEDGER", "ExemptionLedger", "ExemptionUse"]
+__all__ = ["ExemptionLedger", "ExemptionUse"]
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,3 @@ class ExemptionLedger:
             self._uses.clear()
             self._configured.clear()
             return uses, unused
-
-
-#: The ledger of this policy-pack process.
-LEDGER = ExemptionLedger()

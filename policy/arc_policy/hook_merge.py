@@ -47,17 +47,29 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from ._constants import HOOK_ENTRYPOINT, NOVOLUME_HOOK_ENTRYPOINT, NOVOLUME_HOOK_FS_GROUP
+from ._constants import (
+    CONTAINER_MODE_KUBERNETES,
+    CONTAINER_MODE_NOVOLUME,
+    HOOK_ENTRYPOINT,
+    NOVOLUME_HOOK_ENTRYPOINT,
+    NOVOLUME_HOOK_FS_GROUP,
+)
 
 __all__ = [
     "DEFAULT_ENTRY_POINT",
     "DEFAULT_ENTRY_POINT_ARGS",
     "DEFAULT_WORKSPACE",
+    "ENV_CLAIM_NAME",
+    "ENV_HOOK_TEMPLATE",
+    "ENV_JOB_NAMESPACE",
+    "ENV_RUNNER_IMAGE",
+    "ENV_USE_KUBE_SCHEDULER",
     "EXTENSION_PREFIX",
     "FS_INIT_CONTAINER",
     "HOOK_0_7",
     "HOOK_0_8",
     "HOOK_JOB_CONTAINER",
+    "HOOK_MODES",
     "HOOK_VERSIONS",
     "RUNNER_POD_LABEL",
     "WORK_VOLUME",
@@ -95,6 +107,16 @@ DEFAULT_ENTRY_POINT: Final = "tail"
 DEFAULT_ENTRY_POINT_ARGS: Final = ("-f", "/dev/null")
 #: ``GITHUB_WORKSPACE`` of a runner in the chart's image (``<work>/<repo>/<repo>``).
 DEFAULT_WORKSPACE: Final = "/home/runner/_work/repo/repo"
+#: Runner env the hooks read: the template file (``ENV_HOOK_TEMPLATE_PATH``).
+ENV_HOOK_TEMPLATE: Final = "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE"
+#: Runner env: ``true`` makes 0.7 pin by node affinity (``ENV_USE_KUBE_SCHEDULER``).
+ENV_USE_KUBE_SCHEDULER: Final = "ACTIONS_RUNNER_USE_KUBE_SCHEDULER"
+#: Runner env: the work claim 0.7 mounts (``getVolumeClaimName``).
+ENV_CLAIM_NAME: Final = "ACTIONS_RUNNER_CLAIM_NAME"
+#: Runner env: the image of 0.8's ``fs-init`` (the chart sets it to the runner's image).
+ENV_RUNNER_IMAGE: Final = "ACTIONS_RUNNER_IMAGE"
+#: Runner env: the namespace the hooks create pods in (default: the runner's).
+ENV_JOB_NAMESPACE: Final = "ACTIONS_RUNNER_KUBERNETES_NAMESPACE"
 #: Hook 0.8's init container that fills the emptyDir volumes (``createJobPod``).
 FS_INIT_CONTAINER: Final = "fs-init"
 
@@ -157,6 +179,17 @@ class RunnerContext:
     workspace: str = DEFAULT_WORKSPACE
     #: Pull secret the hook creates for a workflow's private job image.
     registry_secret: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], **identity: Any) -> RunnerContext:
+        """The context of a runner pod from its runner container's literal env; ``identity``
+        gives the other fields (``pod_name``, ``node_name``...)."""
+        return cls(
+            **identity,
+            claim_name=env.get(ENV_CLAIM_NAME) or None,
+            use_kube_scheduler=env.get(ENV_USE_KUBE_SCHEDULER, "") == "true",
+            runner_image=env.get(ENV_RUNNER_IMAGE) or None,
+        )
 
 
 def job_pod_name(runner_pod_name: str) -> str:
@@ -755,7 +788,7 @@ class HookVersion:
 HOOK_0_7: Final = HookVersion(
     "0.7.0",
     HOOK_ENTRYPOINT,
-    "kubernetes",
+    CONTAINER_MODE_KUBERNETES,
     _job_pod_0_7_merged,
     step_pod,
 )
@@ -763,12 +796,14 @@ HOOK_0_7: Final = HookVersion(
 HOOK_0_8: Final = HookVersion(
     "0.8.1",
     NOVOLUME_HOOK_ENTRYPOINT,
-    "kubernetes-novolume",
+    CONTAINER_MODE_NOVOLUME,
     novolume_job_pod,
     novolume_step_pod,
 )
 #: Both hooks of the runner image.
 HOOK_VERSIONS: Final = (HOOK_0_7, HOOK_0_8)
+#: The container modes that run a hook (``kubernetes``, ``kubernetes-novolume``).
+HOOK_MODES: Final = tuple(hook.container_mode for hook in HOOK_VERSIONS)
 
 
 def hook_version(entry_point: str | None) -> HookVersion | None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .config import Exemption
 
 __all__ = ["Finding", "PodKind", "PodTarget", "ResourceRef"]
 
@@ -40,6 +43,8 @@ class PodKind(Enum):
 
     #: The job pod runner-container-hooks creates, template merged in.
     JOB = "job pod"
+    #: The pod runner-container-hooks creates for a container step, template merged in.
+    STEP = "step pod"
     #: The runner pod of a scale set.
     RUNNER = "runner pod"
     #: The listener pod the ARC controller starts for a scale set, in its own namespace.
@@ -107,6 +112,9 @@ class Finding:
     subject: str = ""
     #: Container as the user declares it (empty for pod-level or non-pod findings).
     container: str = ""
+    #: The configured exemption that covers this finding, if the rule itself knows it (a
+    #: namespace allowed at ``baseline``): it is recorded as applied, never reported.
+    exemption: Exemption | None = None
 
     def message(self) -> str:
         """The violation message: resource, container, field path, problem and fix."""

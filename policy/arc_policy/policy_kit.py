@@ -1,19 +1,25 @@
-"""Build Pulumi policies from pure checks: config parsing, exemptions and reporting in one place.
+"""Rules from pure checks, and the Pulumi policies they become for one run of the pack.
 
 A check is a function from what it inspects (a pod, a resource, the stack's resources) and
-the policy's :class:`~.config.Settings` to :class:`~.model.Finding` objects. The builders here
-turn a check into a named ``ResourceValidationPolicy`` or ``StackValidationPolicy`` that
-parses its config, drops findings on exempt resources (recording them for the
-``policy-exemptions`` report) and reports each remaining finding as one violation.
+the policy's :class:`~.config.Settings` to :class:`~.model.Finding` objects. A *rule* names a
+check and says how it is enforced (:class:`PodRule`, :class:`ResourceRule`,
+:class:`StackRule`); other rules refer to it by the object, not by its name (the job pod
+rules that ``mounted-hook-templates`` and the Pod Security levels reuse). :meth:`Rule.policy`
+turns a rule into the named ``ResourceValidationPolicy`` or ``StackValidationPolicy`` of one
+run: it parses the policy's config, drops findings on exempt resources, records them in that
+run's :class:`~.exemptions.ExemptionLedger` (passed in, read by ``policy-exemptions``) and
+reports each remaining finding as one violation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 from pulumi_policy import (
     EnforcementLevel,
+    Policy,
     ReportViolation,
     ResourceValidationArgs,
     ResourceValidationPolicy,
@@ -24,18 +30,20 @@ from pulumi_policy import (
 
 from .config import Settings, config_schema, parse_settings
 from .discovery import Resource, iter_resources, pod_targets
-from .exemptions import LEDGER
+from .exemptions import ExemptionLedger
 from .model import Finding, PodKind, PodTarget
 
 __all__ = [
     "PodCheck",
     "PodRemediation",
+    "PodRule",
     "ResourceCheck",
+    "ResourceCheckRule",
+    "ResourceRule",
+    "Rule",
     "StackCheck",
+    "StackRule",
     "apply_findings",
-    "pod_policy",
-    "resource_policy",
-    "stack_policy",
 ]
 
 #: Checks one pod.
@@ -49,105 +57,123 @@ PodRemediation = Callable[[Resource, Mapping[str, Any]], Mapping[str, Any] | Non
 
 
 def apply_findings(
-    policy: str, settings: Settings, findings: Iterable[Finding], report: ReportViolation
+    policy: str,
+    settings: Settings,
+    findings: Iterable[Finding],
+    report: ReportViolation,
+    ledger: ExemptionLedger,
 ) -> None:
-    """Report findings, skipping (and recording) those on exempt resources."""
-    LEDGER.configure(policy, settings.exemptions)
+    """Report findings, skipping (and recording in ``ledger``) those on exempt resources.
+
+    A finding that carries its own exemption (a namespace at a configured ``baseline``) is
+    recorded, never reported.
+    """
+    ledger.configure(policy, settings.exemptions)
     for finding in findings:
-        exemption = settings.exemption_for(finding.resource)
+        exemption = finding.exemption or settings.exemption_for(finding.resource)
         if exemption is not None:
-            LEDGER.record(policy, finding.resource, exemption)
+            ledger.record(policy, finding.resource, exemption)
             continue
         report(finding.message(), finding.resource.urn or None)
 
 
-def resource_policy(
-    name: str,
-    description: str,
-    check: ResourceCheck,
-    *,
-    config_keys: Sequence[str] = (),
-    enforcement_level: EnforcementLevel = EnforcementLevel.MANDATORY,
-    severity: Severity = Severity.HIGH,
-    remediation: PodRemediation | None = None,
-    remediation_steps: str | None = None,
-) -> ResourceValidationPolicy:
-    """A resource policy running ``check`` on every resource (and ``remediation`` if given)."""
+@dataclass(frozen=True, kw_only=True)
+class Rule:
+    """A named, described check and how it is enforced; :meth:`policy` makes it a policy."""
 
-    def validate(args: ResourceValidationArgs, report: ReportViolation) -> None:
-        settings = parse_settings(args.get_config())
-        apply_findings(name, settings, check(Resource.from_args(args), settings), report)
+    name: str
+    description: str
+    config_keys: Sequence[str] = ()
+    enforcement_level: EnforcementLevel = EnforcementLevel.MANDATORY
+    severity: Severity = Severity.HIGH
 
-    def remediate(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
-        assert remediation is not None
-        resource = Resource.from_args(args)
-        if parse_settings(args.get_config()).exemption_for(resource.ref) is not None:
-            return None
-        return remediation(resource, args.props)
-
-    return ResourceValidationPolicy(
-        name=name,
-        description=description,
-        validate=validate,
-        # The SDK accepts a plain (non-awaitable) result; its annotation says otherwise.
-        remediate=cast(Any, remediate) if remediation is not None else None,
-        enforcement_level=enforcement_level,
-        config_schema=config_schema(*config_keys),
-        severity=severity,
-        remediation_steps=remediation_steps,
-    )
+    def policy(self, ledger: ExemptionLedger) -> Policy:
+        """The Pulumi policy of this rule for one run, recording exemptions in ``ledger``."""
+        raise NotImplementedError
 
 
-def pod_policy(
-    name: str,
-    description: str,
-    check: PodCheck,
-    *,
-    kinds: Sequence[PodKind],
-    config_keys: Sequence[str] = (),
-    enforcement_level: EnforcementLevel = EnforcementLevel.MANDATORY,
-    severity: Severity = Severity.HIGH,
-    remediation: PodRemediation | None = None,
-    remediation_steps: str | None = None,
-) -> ResourceValidationPolicy:
-    """A resource policy running ``check`` on every pod of ``kinds`` a resource declares."""
+@dataclass(frozen=True, kw_only=True)
+class ResourceRule(Rule):
+    """A rule checking one resource at a time, optionally remediating it."""
 
-    def on_resource(resource: Resource, settings: Settings) -> Iterable[Finding]:
-        for target in pod_targets(resource, kinds):
-            yield from check(target, settings)
+    remediation: PodRemediation | None = None
+    remediation_steps: str | None = None
 
-    return resource_policy(
-        name,
-        description,
-        on_resource,
-        config_keys=config_keys,
-        enforcement_level=enforcement_level,
-        severity=severity,
-        remediation=remediation,
-        remediation_steps=remediation_steps,
-    )
+    def findings(self, resource: Resource, settings: Settings) -> Iterable[Finding]:
+        """What the rule finds in ``resource``."""
+        raise NotImplementedError
+
+    def policy(self, ledger: ExemptionLedger) -> ResourceValidationPolicy:
+        """A resource policy running the check on every resource (and the remediation)."""
+
+        def validate(args: ResourceValidationArgs, report: ReportViolation) -> None:
+            settings = parse_settings(args.get_config())
+            found = self.findings(Resource.of(args), settings)
+            apply_findings(self.name, settings, found, report, ledger)
+
+        def remediate(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
+            assert self.remediation is not None
+            resource = Resource.of(args)
+            if parse_settings(args.get_config()).exemption_for(resource.ref) is not None:
+                return None
+            return self.remediation(resource, args.props)
+
+        return ResourceValidationPolicy(
+            name=self.name,
+            description=self.description,
+            validate=validate,
+            # The SDK accepts a plain (non-awaitable) result; its annotation says otherwise.
+            remediate=cast(Any, remediate) if self.remediation is not None else None,
+            enforcement_level=self.enforcement_level,
+            config_schema=config_schema(*self.config_keys),
+            severity=self.severity,
+            remediation_steps=self.remediation_steps,
+        )
 
 
-def stack_policy(
-    name: str,
-    description: str,
-    check: StackCheck,
-    *,
-    config_keys: Sequence[str] = (),
-    enforcement_level: EnforcementLevel = EnforcementLevel.MANDATORY,
-    severity: Severity = Severity.HIGH,
-) -> StackValidationPolicy:
-    """A stack policy running ``check`` on all resources of the stack."""
+@dataclass(frozen=True, kw_only=True)
+class ResourceCheckRule(ResourceRule):
+    """A resource rule whose ``check`` takes the whole resource."""
 
-    def validate(args: StackValidationArgs, report: ReportViolation) -> None:
-        settings = parse_settings(args.get_config())
-        apply_findings(name, settings, check(iter_resources(args.resources), settings), report)
+    check: ResourceCheck
 
-    return StackValidationPolicy(
-        name=name,
-        description=description,
-        validate=validate,
-        enforcement_level=enforcement_level,
-        config_schema=config_schema(*config_keys),
-        severity=severity,
-    )
+    def findings(self, resource: Resource, settings: Settings) -> Iterable[Finding]:
+        """What ``check`` finds in ``resource``."""
+        return self.check(resource, settings)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PodRule(ResourceRule):
+    """A resource rule running ``check`` on every pod of ``kinds`` a resource declares."""
+
+    check: PodCheck
+    kinds: tuple[PodKind, ...]
+
+    def findings(self, resource: Resource, settings: Settings) -> Iterator[Finding]:
+        """What ``check`` finds in each pod of ``kinds`` the resource declares."""
+        for target in pod_targets(resource, self.kinds):
+            yield from self.check(target, settings)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StackRule(Rule):
+    """A rule checking all resources of the stack at once."""
+
+    check: StackCheck
+
+    def policy(self, ledger: ExemptionLedger) -> StackValidationPolicy:
+        """A stack policy running the check on all resources of the stack."""
+
+        def validate(args: StackValidationArgs, report: ReportViolation) -> None:
+            settings = parse_settings(args.get_config())
+            found = self.check(iter_resources(args.resources), settings)
+            apply_findings(self.name, settings, found, report, ledger)
+
+        return StackValidationPolicy(
+            name=self.name,
+            description=self.description,
+            validate=validate,
+            enforcement_level=self.enforcement_level,
+            config_schema=config_schema(*self.config_keys),
+            severity=self.severity,
+        )

@@ -12,7 +12,7 @@ then stack policies on all of them, in pack order, and collects the violations::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -31,7 +31,9 @@ from pulumi_policy import (
 from pulumi_policy.proxy import unknown_checking_proxy
 from pulumi_policy.secret import secrets_preserving_proxy
 
+from .exemptions import ExemptionLedger
 from .pack import all_policies
+from .policy_kit import ResourceRule, Rule
 
 __all__ = [
     "UNKNOWN_STRING",
@@ -107,12 +109,15 @@ def _provider(resource: Declared) -> PolicyProviderResource | None:
 
 
 def resource_args(
-    resource: Declared, config: Mapping[str, Any] | None = None
+    resource: Declared,
+    config: Mapping[str, Any] | None = None,
+    proxy: Callable[[Any], Any] = unknown_checking_proxy,
 ) -> ResourceValidationArgs:
-    """The arguments the engine passes a resource policy for ``resource``."""
+    """The arguments the engine passes a resource policy for ``resource``, its properties
+    behind ``proxy`` (the SDK's unknown-checking one, as in a preview)."""
     return ResourceValidationArgs(
         resource.type,
-        unknown_checking_proxy(dict(resource.props)),
+        proxy(dict(resource.props)),
         resource.urn,
         resource.name,
         _options(resource.parent),
@@ -126,15 +131,7 @@ def remediation_args(
 ) -> ResourceValidationArgs:
     """The arguments the engine passes a remediation: secrets (``pulumi_policy.Secret``
     values in ``resource.props``) stay wrapped behind the SDK's secret-preserving proxy."""
-    return ResourceValidationArgs(
-        resource.type,
-        secrets_preserving_proxy(dict(resource.props)),
-        resource.urn,
-        resource.name,
-        _options(resource.parent),
-        _provider(resource),
-        dict(config) if config is not None else None,
-    )
+    return resource_args(resource, config, secrets_preserving_proxy)
 
 
 def stack_args(
@@ -168,32 +165,45 @@ class Violation:
     level: EnforcementLevel
 
 
+def _bound(policy: Policy | Rule, ledger: ExemptionLedger | None) -> Any:
+    """``policy``, or the policy of rule ``policy`` recording in ``ledger`` (a new one)."""
+    if isinstance(policy, Rule):
+        return policy.policy(ExemptionLedger() if ledger is None else ledger)
+    return policy
+
+
 def run_resource_policy(
-    policy: ResourceValidationPolicy, resource: Declared, config: Mapping[str, Any] | None = None
+    policy: ResourceValidationPolicy | ResourceRule,
+    resource: Declared,
+    config: Mapping[str, Any] | None = None,
+    ledger: ExemptionLedger | None = None,
 ) -> list[str]:
-    """Messages ``policy`` reports for ``resource``."""
+    """Messages ``policy`` (or a rule's policy, recording in ``ledger``) reports for
+    ``resource``."""
     messages: list[str] = []
 
     def report(message: str, urn: str | None = None) -> None:
         del urn
         messages.append(message)
 
-    policy.validate(resource_args(resource, config), report)
+    _bound(policy, ledger).validate(resource_args(resource, config), report)
     return messages
 
 
 def run_stack_policy(
-    policy: StackValidationPolicy,
+    policy: StackValidationPolicy | Rule,
     resources: Iterable[Declared],
     config: Mapping[str, Any] | None = None,
+    ledger: ExemptionLedger | None = None,
 ) -> list[tuple[str, str | None]]:
-    """``(message, urn)`` pairs ``policy`` reports for the stack."""
+    """``(message, urn)`` pairs ``policy`` (or a stack rule's policy, recording in ``ledger``)
+    reports for the stack."""
     reported: list[tuple[str, str | None]] = []
 
     def report(message: str, urn: str | None = None) -> None:
         reported.append((message, urn))
 
-    policy.validate(stack_args(resources, config), report)
+    _bound(policy, ledger).validate(stack_args(resources, config), report)
     return reported
 
 

@@ -9,7 +9,7 @@ sentinel; the small accessors below return ``None`` for anything missing, mistyp
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from pulumi_policy import Secret
@@ -91,14 +91,20 @@ def to_plain(value: Any) -> Any:
         return UNKNOWN
     if isinstance(value, Secret):
         return to_plain(value.value)
+    return _copy_containers(value, to_plain)
+
+
+def _copy_containers(value: Any, item: Callable[[Any], Any]) -> Any:
+    """``value`` with its mappings and sequences (proxies unwrapped) copied, each item by
+    ``item``; anything else as it is."""
     if isinstance(value, str | bytes | int | float | bool) or value is None:
         return value
     if isinstance(value, Mapping):
         raw = _target(value)
-        return {str(key): to_plain(raw[key]) for key in raw}
+        return {str(key): item(raw[key]) for key in raw}
     if isinstance(value, Sequence):
         raw = _target(value)
-        return [to_plain(raw[i]) for i in range(len(raw))]
+        return [item(raw[i]) for i in range(len(raw))]
     return value
 
 
@@ -148,12 +154,4 @@ def raw_copy(value: Any) -> Any:
     """
     if isinstance(value, Secret):
         return Secret(raw_copy(value.value))
-    if isinstance(value, str | bytes | int | float | bool) or value is None:
-        return value
-    if isinstance(value, Mapping):
-        raw = _target(value)
-        return {str(key): raw_copy(raw[key]) for key in raw}
-    if isinstance(value, Sequence):
-        raw = _target(value)
-        return [raw_copy(raw[i]) for i in range(len(raw))]
-    return value
+    return _copy_containers(value, raw_copy)

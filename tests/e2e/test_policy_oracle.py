@@ -12,6 +12,11 @@ verdict is compared with the pack's:
   namespace's token) and the ``allowedUids`` list of ``run-as-non-root`` (a job container with
   another uid cannot write the runner's files).
 
+The same edits are then merged into every pod the hooks create (hook 0.7's job pod and its
+container-step Job's pod, hook 0.8's job pod with its ``fs-init`` and its step pod): the
+verdict of ``hook-pod-security`` (the ``restricted`` rules with Pod Security's allowances) must
+equal the API server's on each.
+
 The summary is printed (``pytest -s``) and written to ``policy-oracle.json`` in the test's
 temporary directory.
 """
@@ -32,9 +37,15 @@ from hypothesis import strategies as st
 from lightkube import ApiError
 
 from policy.arc_policy.config import Settings
-from policy.arc_policy.hook_merge import effective_job_pod
+from policy.arc_policy.hook_merge import (
+    HOOK_VERSIONS,
+    HookVersion,
+    RunnerContext,
+    WorkflowContainer,
+    effective_job_pod,
+)
 from policy.arc_policy.model import PodKind, PodTarget, ResourceRef
-from policy.arc_policy.rules.runner_mode import JOB_POD_CHECKS
+from policy.arc_policy.rules.levels import JOB_POD_RULES, level_findings
 
 pytestmark = pytest.mark.e2e
 
@@ -265,7 +276,9 @@ def pack_findings(pod: dict[str, Any], settings: Settings) -> dict[str, list[str
         prefix="data.content: ",
         declared={"job": "$job", "redis": "$redis"},
     )
-    found = {name: [f.message() for f in check(target, settings)] for name, check in JOB_POD_CHECKS}
+    found = {
+        rule.name: [f.message() for f in rule.check(target, settings)] for rule in JOB_POD_RULES
+    }
     return {name: messages for name, messages in found.items() if messages}
 
 
@@ -329,3 +342,60 @@ def test_project_template_is_admitted(kube: Any) -> None:
     pod = effective_job_pod(template, runner_pod_name="dev-linux-x")
     assert server_verdict(kube, pod) == ("admitted", "")
     assert pack_findings(pod, Settings()) == {}
+
+
+#: A runner as the chart renders it for either hook (fs-init takes ACTIONS_RUNNER_IMAGE).
+HOOK_RUNNER = RunnerContext(pod_name="oracle-runner", runner_image="busybox:1.37")
+HOOK_PODS = [(hook, kind) for hook in HOOK_VERSIONS for kind in (PodKind.JOB, PodKind.STEP)]
+
+
+def hook_pod(hook: HookVersion, kind: PodKind, template: dict[str, Any]) -> dict[str, Any]:
+    """The pod ``hook`` creates for ``template``, named for the dry run (0.7's step pod is a
+    Job's pod template: the Job controller names it)."""
+    if kind is PodKind.JOB:
+        pod = hook.job_pod(template, WorkflowContainer(), None, HOOK_RUNNER)
+    else:
+        pod = hook.step_pod(template, WorkflowContainer(), HOOK_RUNNER)
+    pod["metadata"].setdefault("name", "oracle-runner-step")
+    return pod
+
+
+@pytest.mark.parametrize(
+    "hook_kind", HOOK_PODS, ids=[f"{h.version}-{k.name.lower()}" for h, k in HOOK_PODS]
+)
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [("", None), *MUTATIONS],
+    ids=["base", *(f"{p}={v!r}"[:60] for p, v in MUTATIONS)],
+)
+def test_hook_pods_agree_with_restricted(
+    kube: Any, tally: Tally, hook_kind: tuple[HookVersion, PodKind], path: str, value: Any
+) -> None:
+    hook, kind = hook_kind
+    template = json.loads(json.dumps(BASE))
+    if path:
+        mutate(template, path, value)
+    pod = hook_pod(hook, kind, template)
+    verdict, message = server_verdict(kube, pod)
+    tally.counts[f"hook {hook.version} {kind.value}: server {verdict}"] += 1
+    if verdict == "invalid":
+        return
+    target = PodTarget(
+        kind=kind,
+        resource=ResourceRef("kubernetes:core/v1:ConfigMap", "ConfigMap", NAMESPACE, "oracle"),
+        pod=pod,
+        prefix="data.content: ",
+    )
+    found = [f.message() for f in level_findings(target, "restricted", Settings())]
+    assert bool(found) == (verdict == "rejected"), (
+        f"hook-pod-security {'rejects' if found else 'admits'} but the API server {verdict}:\n"
+        f"server: {message}\npack: {json.dumps(found, indent=1)}\npod: {json.dumps(pod)}"
+    )
+
+
+def test_hook_0_8_fs_init_is_rejected_by_restricted(kube: Any) -> None:
+    """With the project's compliant template, only hook 0.8's own fs-init is rejected."""
+    hook = HOOK_VERSIONS[1]
+    verdict, message = server_verdict(kube, hook_pod(hook, PodKind.JOB, BASE))
+    assert verdict == "rejected" and "fs-init" in message
+    assert server_verdict(kube, hook_pod(hook, PodKind.STEP, BASE)) == ("admitted", "")

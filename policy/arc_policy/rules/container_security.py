@@ -7,14 +7,13 @@ the two). Where the pack is stricter (a uid allow-list) it says so in the messag
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 from typing import Final
 
-from pulumi_policy import ResourceValidationPolicy
-
 from ..config import ALLOWED_CAPABILITIES, ALLOWED_UIDS, Settings
 from ..model import Finding, PodKind, PodTarget
-from ..policy_kit import pod_policy
+from ..policy_kit import PodRule, Rule
 from ..remediation import (
     drop_all_capabilities,
     forbid_privilege_escalation,
@@ -28,7 +27,7 @@ __all__ = [
     "NO_PRIVILEGED_CONTAINERS",
     "NO_PRIVILEGE_ESCALATION",
     "NO_UNSAFE_POD_OPTIONS",
-    "POLICIES",
+    "RULES",
     "RUN_AS_NON_ROOT",
     "SECCOMP_PROFILE",
     "check_capabilities",
@@ -63,6 +62,7 @@ _SAFE_SYSCTLS: Final = frozenset(
     }
 )
 _APPARMOR_ANNOTATION: Final = "container.apparmor.security.beta.kubernetes.io/"
+_REMEDIATE_LEVEL: Final = "(at the remediate level the pack adds it to the declared containers)."
 
 
 def check_no_privileged(target: PodTarget, settings: Settings) -> Iterator[Finding]:
@@ -328,62 +328,64 @@ def _context_options(
                     break
 
 
-NO_PRIVILEGED_CONTAINERS: Final = pod_policy(
-    "no-privileged-containers",
-    "Job and runner containers never run privileged.",
-    check_no_privileged,
+NO_PRIVILEGED_CONTAINERS: Final = PodRule(
+    name="no-privileged-containers",
+    description="Job and runner containers never run privileged.",
+    check=check_no_privileged,
     kinds=_POD_KINDS,
 )
-NO_PRIVILEGE_ESCALATION: Final = pod_policy(
-    "no-privilege-escalation",
-    "Job and runner containers set allowPrivilegeEscalation: false.",
-    check_no_privilege_escalation,
+NO_PRIVILEGE_ESCALATION: Final = PodRule(
+    name="no-privilege-escalation",
+    description="Job and runner containers set allowPrivilegeEscalation: false.",
+    check=check_no_privilege_escalation,
     kinds=_POD_KINDS,
-    remediation=lambda resource, props: remediate_declared_pods(
-        resource, props, forbid_privilege_escalation
-    ),
+    remediation=functools.partial(remediate_declared_pods, fix=forbid_privilege_escalation),
     remediation_steps="Set securityContext.allowPrivilegeEscalation: false on every container "
-    "(at the remediate level the pack adds it to the declared containers).",
+    + _REMEDIATE_LEVEL,
 )
-DROP_ALL_CAPABILITIES: Final = pod_policy(
-    "drop-all-capabilities",
-    "Job and runner containers drop ALL capabilities and add back at most NET_BIND_SERVICE.",
-    check_capabilities,
+DROP_ALL_CAPABILITIES: Final = PodRule(
+    name="drop-all-capabilities",
+    description=(
+        "Job and runner containers drop ALL capabilities and add back at most NET_BIND_SERVICE."
+    ),
+    check=check_capabilities,
     kinds=_POD_KINDS,
     config_keys=(ALLOWED_CAPABILITIES,),
-    remediation=lambda resource, props: remediate_declared_pods(
-        resource, props, drop_all_capabilities
-    ),
+    remediation=functools.partial(remediate_declared_pods, fix=drop_all_capabilities),
     remediation_steps='Set securityContext.capabilities.drop: ["ALL"] on every container '
-    "(at the remediate level the pack adds it to the declared containers).",
+    + _REMEDIATE_LEVEL,
 )
-RUN_AS_NON_ROOT: Final = pod_policy(
-    "run-as-non-root",
-    "Job and runner pods run as non-root: runAsNonRoot true, no uid 0, allowed uids only.",
-    check_run_as_non_root,
+RUN_AS_NON_ROOT: Final = PodRule(
+    name="run-as-non-root",
+    description=(
+        "Job and runner pods run as non-root: runAsNonRoot true, no uid 0, allowed uids only."
+    ),
+    check=check_run_as_non_root,
     kinds=_POD_KINDS,
     config_keys=(ALLOWED_UIDS,),
 )
-SECCOMP_PROFILE: Final = pod_policy(
-    "seccomp-profile",
-    "Job and runner pods use the RuntimeDefault (or a Localhost) seccomp profile.",
-    check_seccomp,
+SECCOMP_PROFILE: Final = PodRule(
+    name="seccomp-profile",
+    description="Job and runner pods use the RuntimeDefault (or a Localhost) seccomp profile.",
+    check=check_seccomp,
     kinds=_POD_KINDS,
 )
-NO_UNSAFE_POD_OPTIONS: Final = pod_policy(
-    "no-unsafe-pod-options",
-    "Job and runner pods set no host process, unconfined AppArmor, custom SELinux, unmasked "
-    "/proc or unsafe sysctls.",
-    check_unsafe_options,
+NO_UNSAFE_POD_OPTIONS: Final = PodRule(
+    name="no-unsafe-pod-options",
+    description=(
+        "Job and runner pods set no host process, unconfined AppArmor, custom SELinux, unmasked "
+        "/proc or unsafe sysctls."
+    ),
+    check=check_unsafe_options,
     kinds=_POD_KINDS,
 )
 
 #: The container security policies, in report order.
-POLICIES: Final[list[ResourceValidationPolicy]] = [
+RULES: Final[tuple[Rule, ...]] = (
     NO_PRIVILEGED_CONTAINERS,
     NO_PRIVILEGE_ESCALATION,
     DROP_ALL_CAPABILITIES,
     RUN_AS_NON_ROOT,
     SECCOMP_PROFILE,
     NO_UNSAFE_POD_OPTIONS,
-]
+)

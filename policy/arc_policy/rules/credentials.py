@@ -6,16 +6,14 @@ import re
 from collections.abc import Iterator
 from typing import Final
 
-from pulumi_policy import ResourceValidationPolicy
-
 from ..config import Settings
 from ..discovery import Resource, is_scale_set_values, pod_targets, runner_pods
 from ..model import Finding
-from ..policy_kit import resource_policy
+from ..policy_kit import ResourceCheckRule, Rule
 from ..values import as_list, as_mapping, get_in, is_unknown
 from .common import containers
 
-__all__ = ["NO_INLINE_CREDENTIALS", "POLICIES", "check_no_inline_credentials"]
+__all__ = ["NO_INLINE_CREDENTIALS", "RULES", "check_no_inline_credentials"]
 
 #: Keys of a gha-runner-scale-set GitHub config secret that hold credentials.
 _GITHUB_SECRET_KEYS: Final = frozenset(
@@ -96,11 +94,13 @@ def check_no_inline_credentials(resource: Resource, settings: Settings) -> Itera
                     )
 
 
-NO_INLINE_CREDENTIALS: Final = resource_policy(
-    "no-inline-credentials",
-    "GitHub credentials are referenced by Secret name, never inline in chart values or env.",
-    check_no_inline_credentials,
+NO_INLINE_CREDENTIALS: Final = ResourceCheckRule(
+    name="no-inline-credentials",
+    description=(
+        "GitHub credentials are referenced by Secret name, never inline in chart values or env."
+    ),
+    check=check_no_inline_credentials,
 )
 
 #: The credential policies.
-POLICIES: Final[list[ResourceValidationPolicy]] = [NO_INLINE_CREDENTIALS]
+RULES: Final[tuple[Rule, ...]] = (NO_INLINE_CREDENTIALS,)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
 
 from pulumi_policy import (
@@ -13,19 +14,19 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from ..exemptions import LEDGER
+from ..exemptions import ExemptionLedger
+from ..policy_kit import Rule
 
-__all__ = ["POLICIES", "POLICY_EXEMPTIONS", "report_exemptions"]
+__all__ = ["POLICY_EXEMPTIONS", "RULES", "ExemptionReport", "report_exemptions"]
 
 
-def report_exemptions(args: StackValidationArgs, report: ReportViolation) -> None:
+def report_exemptions(ledger: ExemptionLedger, report: ReportViolation) -> None:
     """Report each resource a policy skipped, and each configured exemption that matched none.
 
     Runs after every resource policy (stack policies run last, in the same process), from the
     ledger those policies fill; stack policies listed before this one are included too.
     """
-    del args
-    uses, unused = LEDGER.drain()
+    uses, unused = ledger.drain()
     for use in uses:
         report(use.message(), use.resource.urn or None)
     for policy, exemption in unused:
@@ -36,14 +37,33 @@ def report_exemptions(args: StackValidationArgs, report: ReportViolation) -> Non
         )
 
 
-POLICY_EXEMPTIONS: Final = StackValidationPolicy(
+@dataclass(frozen=True, kw_only=True)
+class ExemptionReport(Rule):
+    """The rule that reports the run's ledger instead of checking resources."""
+
+    def policy(self, ledger: ExemptionLedger) -> StackValidationPolicy:
+        """A stack policy reporting what ``ledger`` holds when it runs."""
+
+        def validate(args: StackValidationArgs, report: ReportViolation) -> None:
+            del args
+            report_exemptions(ledger, report)
+
+        return StackValidationPolicy(
+            name=self.name,
+            description=self.description,
+            validate=validate,
+            enforcement_level=self.enforcement_level,
+            config_schema=PolicyConfigSchema(properties={}),
+            severity=self.severity,
+        )
+
+
+POLICY_EXEMPTIONS: Final = ExemptionReport(
     name="policy-exemptions",
     description="Lists every exemption applied in this run (advisory), so none is silent.",
-    validate=report_exemptions,
     enforcement_level=EnforcementLevel.ADVISORY,
-    config_schema=PolicyConfigSchema(properties={}),
     severity=Severity.LOW,
 )
 
-#: The exemption report (must come after every other policy).
-POLICIES: Final[list[StackValidationPolicy]] = [POLICY_EXEMPTIONS]
+#: The exemption report (must come after every other rule).
+RULES: Final[tuple[Rule, ...]] = (POLICY_EXEMPTIONS,)

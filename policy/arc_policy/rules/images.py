@@ -6,17 +6,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
-from pulumi_policy import ResourceValidationPolicy
-
 from ..config import ALLOWED_REGISTRIES, Settings
 from ..discovery import Resource, chart_name, pod_targets
 from ..hook_merge import EXTENSION_PREFIX
 from ..model import Finding, PodKind
-from ..policy_kit import resource_policy
+from ..policy_kit import ResourceCheckRule, Rule
 from ..values import as_mapping, as_str, get_in
 from .common import containers
 
-__all__ = ["PINNED_IMAGES", "POLICIES", "ImageRef", "check_pinned_images", "parse_image"]
+__all__ = ["PINNED_IMAGES", "RULES", "ImageRef", "check_pinned_images", "parse_image"]
 
 _DOCKER_HUB: Final = "docker.io"
 
@@ -126,13 +124,15 @@ def check_pinned_images(resource: Resource, settings: Settings) -> Iterator[Find
             )
 
 
-PINNED_IMAGES: Final = resource_policy(
-    "pinned-images",
-    "Runner, hook-template, workload and controller images are pinned (a tag other than latest, "
-    "or a digest) and come from allowed registries.",
-    check_pinned_images,
+PINNED_IMAGES: Final = ResourceCheckRule(
+    name="pinned-images",
+    description=(
+        "Runner, hook-template, workload and controller images are pinned (a tag other than "
+        "latest, or a digest) and come from allowed registries."
+    ),
+    check=check_pinned_images,
     config_keys=(ALLOWED_REGISTRIES,),
 )
 
 #: The image policies.
-POLICIES: Final[list[ResourceValidationPolicy]] = [PINNED_IMAGES]
+RULES: Final[tuple[Rule, ...]] = (PINNED_IMAGES,)

@@ -14,33 +14,22 @@ cannot see and is not checked.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from typing import Any, Final
-
-from pulumi_policy import StackValidationPolicy
 
 from ..config import Settings
 from ..discovery import Resource, RunnerPod, chart_name, runner_pods
 from ..listener import listener_pod
 from ..model import Finding, PodKind, PodTarget
-from ..policy_kit import PodCheck, stack_policy
+from ..policy_kit import Rule, StackRule
 from ..values import as_mapping, as_str, get_in, is_unknown
-from .container_security import (
-    check_capabilities,
-    check_no_privilege_escalation,
-    check_no_privileged,
-    check_run_as_non_root,
-    check_seccomp,
-    check_unsafe_options,
-)
-from .namespaces import ENFORCE_LABEL, declared_namespaces
-from .pod_security import check_baseline_workload, check_host_access, check_volume_types
+from .levels import enforced_level, rejections
+from .namespaces import declared_namespaces
 
 __all__ = [
     "LISTENER_POD_SECURITY",
-    "POLICIES",
     "POLICY_NAME",
+    "RULES",
     "check_listener_pods",
     "controller_namespaces",
     "listener_targets",
@@ -52,20 +41,6 @@ _CONTROLLER_CHART: Final = "gha-runner-scale-set-controller"
 #: Label the controller chart puts on its Deployment (scale-set charts look it up by it).
 _CONTROLLER_PART_OF: Final = "gha-rs-controller"
 _PART_OF_LABEL: Final = "app.kubernetes.io/part-of"
-#: What Pod Security ``restricted`` checks, as the pack's rules; the uid allow-list is the
-#: pack's own stricter rule for job pods and does not apply to the controller's image.
-_RESTRICTED: Final[tuple[PodCheck, ...]] = (
-    check_no_privileged,
-    check_no_privilege_escalation,
-    check_capabilities,
-    check_run_as_non_root,
-    check_seccomp,
-    check_unsafe_options,
-    check_host_access,
-    check_volume_types,
-)
-_BASELINE: Final[tuple[PodCheck, ...]] = (check_baseline_workload, check_unsafe_options)
-_LEVEL_CHECKS: Final = {"restricted": _RESTRICTED, "baseline": _BASELINE}
 
 
 def controller_namespaces(resources: list[Resource]) -> set[str]:
@@ -117,33 +92,28 @@ def check_listener_pods(resources: list[Resource], settings: Settings) -> Iterat
     """Every listener pod passes the Pod Security level its controller namespace enforces."""
     levels = declared_namespaces(resources)
     controllers = controller_namespaces(resources)
-    # Pod Security itself: any non-root uid, only NET_BIND_SERVICE added back.
-    pss = dataclasses.replace(
-        settings, allowed_uids=frozenset(), allowed_capabilities=frozenset({"NET_BIND_SERVICE"})
-    )
     for resource in resources:
         for namespace, target in listener_targets(resource, controllers):
-            labels = levels.get(namespace, (None, None))[0]
-            if not isinstance(labels, dict):
-                continue  # undeclared, or labels unknown in a preview
-            level = labels.get(ENFORCE_LABEL)
-            checks = _LEVEL_CHECKS.get(level) if isinstance(level, str) else None
-            for check in checks or ():
-                for finding in check(target, pss):
-                    yield dataclasses.replace(
-                        finding,
-                        problem=f"namespace {namespace!r} enforces Pod Security {level} and "
-                        f"would reject the listener pod the controller starts there: "
-                        f"{finding.problem}",
-                    )
+            # Undeclared, labels unknown in a preview, or privileged: nothing to hold it to.
+            level = enforced_level(levels.get(namespace, (None, None))[0])
+            if level is not None:
+                yield from rejections(
+                    target,
+                    namespace,
+                    level,
+                    settings,
+                    "the listener pod the controller starts there",
+                )
 
 
-LISTENER_POD_SECURITY: Final = stack_policy(
-    POLICY_NAME,
-    "The listener pod ARC starts for each scale set in the controller's namespace passes that "
-    "namespace's Pod Security level (set it in the scale set's listenerTemplate).",
-    check_listener_pods,
+LISTENER_POD_SECURITY: Final = StackRule(
+    name=POLICY_NAME,
+    description=(
+        "The listener pod ARC starts for each scale set in the controller's namespace passes that "
+        "namespace's Pod Security level (set it in the scale set's listenerTemplate)."
+    ),
+    check=check_listener_pods,
 )
 
 #: The listener policies.
-POLICIES: Final[list[StackValidationPolicy]] = [LISTENER_POD_SECURITY]
+RULES: Final[tuple[Rule, ...]] = (LISTENER_POD_SECURITY,)

@@ -10,12 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Final
 
-from pulumi_policy import StackValidationPolicy
-
 from .._constants import RUNNER_CONTAINER_NAME
 from ..config import BASELINE_NAMESPACES, Exemption, Settings
 from ..discovery import (
-    ENV_JOB_NAMESPACE,
     NAMESPACE_TYPES,
     Resource,
     RunnerPod,
@@ -23,15 +20,15 @@ from ..discovery import (
     find_container,
     runner_pods,
 )
-from ..exemptions import LEDGER
+from ..hook_merge import ENV_JOB_NAMESPACE
 from ..model import Finding, ResourceRef
-from ..policy_kit import stack_policy
+from ..policy_kit import Rule, StackRule
 from ..values import UNKNOWN, as_mapping, as_str, get_in, is_unknown
+from .levels import ENFORCE_LABEL
 
 __all__ = [
-    "ENFORCE_LABEL",
-    "POLICIES",
     "POLICY_NAME",
+    "RULES",
     "RUNNER_NAMESPACE_POD_SECURITY",
     "check_runner_namespaces",
     "declared_namespaces",
@@ -39,8 +36,6 @@ __all__ = [
 
 #: Name of the namespace policy.
 POLICY_NAME: Final = "runner-namespace-pod-security"
-#: Pod Security admission label that rejects non-conforming pods.
-ENFORCE_LABEL: Final = "pod-security.kubernetes.io/enforce"
 _NAMESPACE_TYPE: Final = "kubernetes:core/v1:Namespace"
 
 
@@ -94,16 +89,12 @@ def check_runner_namespaces(resources: list[Resource], settings: Settings) -> It
         level = labels.get(ENFORCE_LABEL)
         if is_unknown(level) or level == "restricted":
             continue
+        exemption = None
         if level == "baseline" and namespace in settings.baseline_namespaces:
-            LEDGER.record(
-                POLICY_NAME,
-                resource.ref,
-                Exemption(
-                    f"Namespace//{namespace}",
-                    "enforces baseline, not restricted: " + settings.baseline_namespaces[namespace],
-                ),
+            exemption = Exemption(
+                f"Namespace//{namespace}",
+                "enforces baseline, not restricted: " + settings.baseline_namespaces[namespace],
             )
-            continue
         if level == "baseline":
             problem = (
                 f"enforce: baseline (no reason configured) lets job pods in namespace "
@@ -125,16 +116,19 @@ def check_runner_namespaces(resources: list[Resource], settings: Settings) -> It
             path=f"metadata.labels[{ENFORCE_LABEL}]",
             problem=problem,
             fix=fix,
+            exemption=exemption,
         )
 
 
-RUNNER_NAMESPACE_POD_SECURITY: Final = stack_policy(
-    POLICY_NAME,
-    "Namespaces of runner and job pods enforce Pod Security restricted (baseline only with a "
-    "reason in config).",
-    check_runner_namespaces,
+RUNNER_NAMESPACE_POD_SECURITY: Final = StackRule(
+    name=POLICY_NAME,
+    description=(
+        "Namespaces of runner and job pods enforce Pod Security restricted (baseline only with a "
+        "reason in config)."
+    ),
+    check=check_runner_namespaces,
     config_keys=(BASELINE_NAMESPACES,),
 )
 
 #: The namespace policies.
-POLICIES: Final[list[StackValidationPolicy]] = [RUNNER_NAMESPACE_POD_SECURITY]
+RULES: Final[tuple[Rule, ...]] = (RUNNER_NAMESPACE_POD_SECURITY,)

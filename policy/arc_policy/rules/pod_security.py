@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Final
 
-from pulumi_policy import ResourceValidationPolicy
-
 from ..config import Settings
 from ..model import Finding, PodKind, PodTarget
-from ..policy_kit import pod_policy
+from ..policy_kit import PodRule, Rule
 from ..values import as_int, as_list, as_mapping, is_unknown
 from .common import containers, pod_finding
 from .container_security import check_no_privileged
@@ -18,8 +16,8 @@ __all__ = [
     "NO_HOST_ACCESS",
     "NO_PRIVILEGED_WORKLOADS",
     "NO_SERVICE_ACCOUNT_TOKEN",
-    "POLICIES",
     "RESTRICTED_VOLUME_TYPES",
+    "RULES",
     "check_baseline_workload",
     "check_host_access",
     "check_no_service_account_token",
@@ -154,36 +152,41 @@ def check_baseline_workload(target: PodTarget, settings: Settings) -> Iterator[F
                 )
 
 
-NO_HOST_ACCESS: Final = pod_policy(
-    "no-host-access",
-    "Job and runner pods use no host network, PID or IPC namespace, hostPath volume or hostPort.",
-    check_host_access,
+NO_HOST_ACCESS: Final = PodRule(
+    name="no-host-access",
+    description=(
+        "Job and runner pods use no host network, PID or IPC namespace, hostPath volume or "
+        "hostPort."
+    ),
+    check=check_host_access,
     kinds=(PodKind.JOB, PodKind.RUNNER),
 )
-RESTRICTED_VOLUME_TYPES: Final = pod_policy(
-    "restricted-volume-types",
-    "Job and runner pods use only the volume types Pod Security restricted allows.",
-    check_volume_types,
+RESTRICTED_VOLUME_TYPES: Final = PodRule(
+    name="restricted-volume-types",
+    description="Job and runner pods use only the volume types Pod Security restricted allows.",
+    check=check_volume_types,
     kinds=(PodKind.JOB, PodKind.RUNNER),
 )
-NO_SERVICE_ACCOUNT_TOKEN: Final = pod_policy(
-    "no-service-account-token",
-    "Job pods mount no Kubernetes API token (automountServiceAccountToken: false).",
-    check_no_service_account_token,
+NO_SERVICE_ACCOUNT_TOKEN: Final = PodRule(
+    name="no-service-account-token",
+    description="Job pods mount no Kubernetes API token (automountServiceAccountToken: false).",
+    check=check_no_service_account_token,
     kinds=(PodKind.JOB,),
 )
-NO_PRIVILEGED_WORKLOADS: Final = pod_policy(
-    "no-privileged-workloads",
-    "Other workloads are not privileged and use no host namespaces, hostPath or hostPort unless "
-    "exempted by name, with a reason, in this policy's config.",
-    check_baseline_workload,
+NO_PRIVILEGED_WORKLOADS: Final = PodRule(
+    name="no-privileged-workloads",
+    description=(
+        "Other workloads are not privileged and use no host namespaces, hostPath or hostPort "
+        "unless exempted by name, with a reason, in this policy's config."
+    ),
+    check=check_baseline_workload,
     kinds=(PodKind.WORKLOAD,),
 )
 
 #: The pod-level policies, in report order.
-POLICIES: Final[list[ResourceValidationPolicy]] = [
+RULES: Final[tuple[Rule, ...]] = (
     NO_HOST_ACCESS,
     RESTRICTED_VOLUME_TYPES,
     NO_SERVICE_ACCOUNT_TOKEN,
     NO_PRIVILEGED_WORKLOADS,
-]
+)

@@ -6,14 +6,12 @@ import dataclasses
 from collections.abc import Iterator
 from typing import Final
 
-from pulumi_policy import EnforcementLevel, Policy, Severity
+from pulumi_policy import EnforcementLevel, Severity
 
 from .._constants import LABEL_HOOK_TEMPLATE, RUNNER_CONTAINER_NAME
 from ..config import ALLOWED_CAPABILITIES, ALLOWED_CONTAINER_MODES, ALLOWED_UIDS, Settings
 from ..discovery import (
     CONFIG_MAP_TYPE,
-    ENV_HOOK_TEMPLATE,
-    ENV_REQUIRE_JOB_CONTAINER,
     HookTemplate,
     Resource,
     RunnerPod,
@@ -26,24 +24,17 @@ from ..discovery import (
     resolve_hook_template,
     runner_pods,
 )
+from ..hook_merge import ENV_HOOK_TEMPLATE, HOOK_MODES
 from ..model import Finding
-from ..policy_kit import PodCheck, resource_policy, stack_policy
+from ..policy_kit import ResourceCheckRule, Rule, StackRule
+from ..scale_set_chart import ENV_REQUIRE_JOB_CONTAINER
 from ..values import as_mapping, is_unknown
-from .container_security import (
-    check_capabilities,
-    check_no_privilege_escalation,
-    check_no_privileged,
-    check_run_as_non_root,
-    check_seccomp,
-    check_unsafe_options,
-)
-from .pod_security import check_host_access, check_no_service_account_token, check_volume_types
+from .levels import JOB_POD_RULES
 
 __all__ = [
     "HOOK_TEMPLATE_DIRECTORY_MOUNT",
-    "JOB_POD_CHECKS",
     "MOUNTED_HOOK_TEMPLATES",
-    "POLICIES",
+    "RULES",
     "RUNNER_CONTAINER_MODE",
     "RUNNER_REQUIRES_JOB_CONTAINER",
     "check_container_mode",
@@ -52,26 +43,10 @@ __all__ = [
     "check_template_mount",
 ]
 
-_KUBERNETES_MODES: Final = ("kubernetes", "kubernetes-novolume")
 _MODE_PROBLEMS: Final = {
     "dind": "dind mode runs a privileged Docker daemon beside every runner",
     "": "no container mode: workflow steps run inside the runner pod and container jobs fail",
-    "kubernetes-novolume": "kubernetes-novolume mode uses a hook this pack does not model",
 }
-
-#: The job pod rules, by policy name, that ``mounted-hook-templates`` runs on templates only
-#: the mount reveals (neither labelled nor with a ``$job`` container).
-JOB_POD_CHECKS: Final[tuple[tuple[str, PodCheck], ...]] = (
-    ("no-privileged-containers", check_no_privileged),
-    ("no-privilege-escalation", check_no_privilege_escalation),
-    ("drop-all-capabilities", check_capabilities),
-    ("run-as-non-root", check_run_as_non_root),
-    ("seccomp-profile", check_seccomp),
-    ("no-unsafe-pod-options", check_unsafe_options),
-    ("no-host-access", check_host_access),
-    ("restricted-volume-types", check_volume_types),
-    ("no-service-account-token", check_no_service_account_token),
-)
 
 
 def _runner_finding(runner: RunnerPod, path: str, problem: str, fix: str) -> Finding:
@@ -135,7 +110,7 @@ def check_template_mount(resource: Resource, settings: Settings) -> Iterator[Fin
     """The hook template is a ConfigMap mounted as a directory (a subPath mount never updates)."""
     del settings
     for runner in runner_pods(resource):
-        if runner.mode not in _KUBERNETES_MODES:
+        if runner.mode not in HOOK_MODES:
             continue
         mount = hook_template_mount(runner.target.pod)
         if mount is None or is_unknown(mount.path):
@@ -192,7 +167,7 @@ def check_mounted_hook_templates(
                 )
     for resource in resources:
         for runner in runner_pods(resource):
-            if runner.mode not in _KUBERNETES_MODES:
+            if runner.mode not in HOOK_MODES:
                 continue
             yield from _mounted(runner, config_maps, settings)
 
@@ -250,46 +225,52 @@ def _mounted(
         HookTemplate(config_map.ref, key, template, "mount"),
         runner_pod_name=runner.target.resource.name,
     )
-    for name, check in JOB_POD_CHECKS:
-        for finding in check(target, settings):
+    for rule in JOB_POD_RULES:
+        for finding in rule.check(target, settings):
             yield dataclasses.replace(
                 finding,
-                problem=f"[{name}] {finding.problem}",
+                problem=f"[{rule.name}] {finding.problem}",
                 fix=f'{finding.fix}; label the ConfigMap {LABEL_HOOK_TEMPLATE}: "true" so '
                 "each rule reports under its own name",
             )
 
 
-RUNNER_CONTAINER_MODE: Final = resource_policy(
-    "runner-container-mode",
-    "Runner scale sets use kubernetes container mode (dind needs a privileged daemon).",
-    check_container_mode,
+RUNNER_CONTAINER_MODE: Final = ResourceCheckRule(
+    name="runner-container-mode",
+    description="Runner scale sets use kubernetes container mode (dind needs a privileged daemon).",
+    check=check_container_mode,
     config_keys=(ALLOWED_CONTAINER_MODES,),
 )
-RUNNER_REQUIRES_JOB_CONTAINER: Final = resource_policy(
-    "runner-requires-job-container",
-    f"Runners set {ENV_REQUIRE_JOB_CONTAINER}=true, so every job runs in a checked job pod.",
-    check_requires_job_container,
+RUNNER_REQUIRES_JOB_CONTAINER: Final = ResourceCheckRule(
+    name="runner-requires-job-container",
+    description=(
+        f"Runners set {ENV_REQUIRE_JOB_CONTAINER}=true, so every job runs in a checked job pod."
+    ),
+    check=check_requires_job_container,
 )
-HOOK_TEMPLATE_DIRECTORY_MOUNT: Final = resource_policy(
-    "hook-template-directory-mount",
-    "The hook template is a ConfigMap mounted as a directory, so updates reach running runners.",
-    check_template_mount,
+HOOK_TEMPLATE_DIRECTORY_MOUNT: Final = ResourceCheckRule(
+    name="hook-template-directory-mount",
+    description=(
+        "The hook template is a ConfigMap mounted as a directory, so updates reach running runners."
+    ),
+    check=check_template_mount,
     enforcement_level=EnforcementLevel.ADVISORY,
     severity=Severity.MEDIUM,
 )
-MOUNTED_HOOK_TEMPLATES: Final = stack_policy(
-    "mounted-hook-templates",
-    "Every hook template a runner mounts is declared in the stack, parses, and passes the job "
-    "pod rules.",
-    check_mounted_hook_templates,
+MOUNTED_HOOK_TEMPLATES: Final = StackRule(
+    name="mounted-hook-templates",
+    description=(
+        "Every hook template a runner mounts is declared in the stack, parses, and passes the job "
+        "pod rules."
+    ),
+    check=check_mounted_hook_templates,
     config_keys=(ALLOWED_UIDS, ALLOWED_CAPABILITIES),
 )
 
 #: The runner policies, in report order.
-POLICIES: Final[list[Policy]] = [
+RULES: Final[tuple[Rule, ...]] = (
     RUNNER_CONTAINER_MODE,
     RUNNER_REQUIRES_JOB_CONTAINER,
     HOOK_TEMPLATE_DIRECTORY_MOUNT,
     MOUNTED_HOOK_TEMPLATES,
-]
+)
