@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import yaml
 from lightkube.resources.rbac_authorization_v1 import Role, RoleBinding
 
 from components import constants as c
@@ -29,12 +30,14 @@ __all__ = [
     "RESTRICTED_CONTAINER",
     "hook_view",
     "local_claim",
+    "local_stack_config",
     "node_cluster",
     "runner_pod",
     "wait_for",
 ]
 
 T = TypeVar("T")
+REPO = Path(__file__).resolve().parents[2]
 
 RESTRICTED_CONTAINER = {
     "allowPrivilegeEscalation": False,
@@ -51,6 +54,16 @@ def wait_for(what: str, check: Callable[[], T | None], timeout: float, interval:
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def local_stack_config(pool: str) -> dict[str, Any]:
+    """The shipped local stack's config (Pulumi.local.yaml) on ``pool`` (the cluster's, named
+    per process), without its sealed token (tests set their own)."""
+    document = yaml.safe_load((REPO / "Pulumi.local.yaml").read_text())
+    config = {k.partition(":")[2]: v for k, v in document["config"].items()}
+    del config["github"]["credentials"]["token"]
+    config["storage"]["poolName"] = pool
+    return config
 
 
 @contextlib.contextmanager
