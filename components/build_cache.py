@@ -10,7 +10,7 @@ import pulumi_kubernetes as k8s
 
 from components import constants as c
 from components._kube import custom_object, metadata
-from components.config import CacheConfig, parse_quantity
+from components.config import CacheConfig, ClusterConfig, StorageConfig, parse_quantity
 from components.promotion import CachePromotion, CachePromotionArgs, manifests
 
 __all__ = ["BuildCache", "BuildCacheArgs", "imported_volume_name", "openebs_capacity"]
@@ -25,14 +25,14 @@ class BuildCacheArgs:
 
     name: str
     config: CacheConfig
-    pool_name: str
+    #: Where promotion reaches the cluster (kubeconfig and context).
+    cluster: ClusterConfig
+    #: ``namespace`` is OpenEBS's: an imported dataset's ZFSVolume goes there, and
+    #: promotion's garbage collection reads the ZFS objects there.
+    storage: StorageConfig
+    #: From :class:`ZfsStorage`'s outputs: the class of the cache's node, the snapshot class.
     storage_class: pulumi.Input[str]
     snapshot_class: pulumi.Input[str]
-    kubeconfig: str | None = None
-    context: str | None = None
-    #: OpenEBS's namespace (``storage.namespace``): an imported dataset's ZFSVolume goes
-    #: there, and promotion's garbage collection reads the ZFS objects there.
-    zfs_namespace: str = c.OPENEBS_NAMESPACE
 
 
 def openebs_capacity(size: str) -> int:
@@ -82,7 +82,7 @@ class BuildCache(pulumi.ComponentResource):
                 f"{name}-zfsvolume",
                 c.ZFS_API_VERSION,
                 "ZFSVolume",
-                metadata(volume, args.zfs_namespace, {c.LABEL_CACHE: cache}),
+                metadata(volume, args.storage.namespace, {c.LABEL_CACHE: cache}),
                 manifests.imported_zfs_volume(pool=pool, capacity=capacity, node=cfg.node),
                 opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
             )
@@ -164,9 +164,9 @@ class BuildCache(pulumi.ComponentResource):
                 ready_timeout=cfg.ready_timeout,
                 promote=cfg.promote,
                 reset_builder=cfg.reset_builder,
-                kubeconfig=args.kubeconfig,
-                context=args.context,
-                zfs_namespace=args.zfs_namespace,
+                kubeconfig=args.cluster.kubeconfig,
+                context=args.cluster.context,
+                zfs_namespace=args.storage.namespace,
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[root_pvc, builder]),
         )

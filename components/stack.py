@@ -67,12 +67,10 @@ class ArcZfsCache(pulumi.ComponentResource):
                 BuildCacheArgs(
                     name=cache_name,
                     config=cache,
-                    pool_name=config.storage.pool_name,
+                    cluster=config.cluster,
+                    storage=config.storage,
                     storage_class=storage.storage_class_of(cache.node),
                     snapshot_class=storage.snapshot_class,
-                    kubeconfig=config.cluster.kubeconfig,
-                    context=config.cluster.context,
-                    zfs_namespace=config.storage.namespace,
                 ),
                 # Claims need their namespace, and promotion the storage's driver, CRDs and
                 # snapshot controller, none of which the components' outputs carry.

@@ -13,8 +13,11 @@ import yaml
 
 from components import constants as c
 from components.arc_controller import ArcController, ArcControllerArgs
+from components.build_cache import BuildCache, BuildCacheArgs
 from components.config import (
     ArcControllerConfig,
+    CacheConfig,
+    ClusterConfig,
     GithubConfig,
     ImagesConfig,
     PodSecurityConfig,
@@ -28,7 +31,7 @@ from components.hook_template import CacheMount
 from components.runner_namespace import RunnerNamespace, RunnerNamespaceArgs
 from components.runner_scale_set import RunnerScaleSet, RunnerScaleSetArgs
 from components.zfs_storage import ZfsStorage, ZfsStorageArgs
-from tests.harness import run_under_mocks
+from tests.harness import PROMOTION_TYPE, run_under_mocks
 
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 GITHUB = GithubConfig.model_validate(
@@ -167,3 +170,34 @@ def test_namespace_pod_security_rule(minimal_raw: dict[str, Any]) -> None:
     assert (levels["arc-runners"].level, levels["arc-runners"].reason) == ("baseline", "why")
     minimal_raw["scaleSets"] = dict(reversed(list(minimal_raw["scaleSets"].items())))
     assert validate_config(minimal_raw).namespace_pod_security() == levels
+
+
+def test_build_cache_puts_the_given_classes_on_its_claims_and_promotion() -> None:
+    cache = CacheConfig(node="n1", size="1Gi", mount_path="/CACHE", namespace="runners")
+
+    def build() -> pulumi.Output[Any]:
+        built = BuildCache(
+            "cache",
+            BuildCacheArgs(
+                name="gcc12",
+                config=cache,
+                cluster=ClusterConfig(context="ctx"),
+                storage=StorageConfig(namespace="zfs-ns"),
+                storage_class=pulumi.Output.from_input("class-from-output"),
+                snapshot_class=pulumi.Output.from_input("snapshots-from-output"),
+            ),
+        )
+        return pulumi.Output.all(built.parent_claim, built.builder_claim, built.generation)
+
+    deployment, (parent, builder, generation) = run_under_mocks(build)
+    assert (parent, builder, generation) == (
+        c.generation_name("gcc12", 1),
+        c.builder_volume_name("gcc12", 1),
+        1,
+    )
+    claims = deployment.of_type("kubernetes:core/v1:PersistentVolumeClaim")
+    assert {r.inputs["spec"]["storageClassName"] for r in claims} == {"class-from-output"}
+    (promotion,) = deployment.of_type(PROMOTION_TYPE)
+    assert promotion.inputs["parent_storage_class"] == "class-from-output"
+    assert promotion.inputs["snapshot_class"] == "snapshots-from-output"
+    assert (promotion.inputs["context"], promotion.inputs["zfs_namespace"]) == ("ctx", "zfs-ns")

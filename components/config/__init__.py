@@ -35,7 +35,7 @@ from components.config.scalars import (
     parse_quantity,
 )
 from components.config.scale_sets import (
-    CacheMount,
+    CacheMountConfig,
     PodSecurityConfig,
     Resources,
     ScaleSetConfig,
@@ -49,7 +49,7 @@ __all__ = [
     "SECRET_FIELD_ALIASES",
     "ArcControllerConfig",
     "CacheConfig",
-    "CacheMount",
+    "CacheMountConfig",
     "ChartRef",
     "ClusterConfig",
     "ConfigError",

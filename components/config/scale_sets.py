@@ -11,7 +11,7 @@ from components import constants as c
 from components.config.base import ConfigModel
 from components.config.scalars import DnsLabel, MountPath, Quantity, RunnerImage
 
-__all__ = ["CacheMount", "PodSecurityConfig", "Resources", "ScaleSetConfig", "WorkVolume"]
+__all__ = ["CacheMountConfig", "PodSecurityConfig", "Resources", "ScaleSetConfig", "WorkVolume"]
 
 
 class Resources(ConfigModel):
@@ -29,8 +29,9 @@ class Resources(ConfigModel):
     )
 
 
-class CacheMount(ConfigModel):
-    """A cache mounted into a scale set's job pods as a fresh clone of its current parent."""
+class CacheMountConfig(ConfigModel):
+    """A cache a scale set's job pods mount as a fresh clone of its current parent (the
+    mount itself, resolved from this entry, is :class:`components.hook_template.CacheMount`)."""
 
     cache: DnsLabel = Field(description="name of a cache under `caches`", examples=["gcc12"])
     mount_path: MountPath | None = Field(
@@ -104,7 +105,7 @@ class ScaleSetConfig(ConfigModel):
         le=1000,
         examples=[10],
     )
-    caches: list[Annotated[CacheMount, BeforeValidator(_cache_mount)]] = Field(
+    caches: list[Annotated[CacheMountConfig, BeforeValidator(_cache_mount)]] = Field(
         description="caches cloned into every job pod", default_factory=list, examples=[["gcc12"]]
     )
     builds: DnsLabel | None = Field(
