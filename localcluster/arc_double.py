@@ -13,8 +13,13 @@ of its work that decides which pods exist and what they look like, following
   ``newEphemeralRunner``, ``newEphemeralRunnerJitSecret``, ``newEphemeralRunnerPod``,
   ``scaleSetListenerName``/``hashSuffix`` (FNV-32a + ``rand.SafeEncodeString``), the label and
   annotation keys of ``constants.go``;
-* ``autoscalingrunnerset_controller.go`` (scale set id annotation, one EphemeralRunnerSet, one
-  AutoscalingListener in the CONTROLLER's namespace), ``autoscalinglistener_controller.go``
+* ``autoscalingrunnerset_controller.go`` (its finalizer on the AutoscalingRunnerSet, scale set
+  id annotation, one EphemeralRunnerSet, one AutoscalingListener in the CONTROLLER's
+  namespace; on deletion ``cleanUpResources``: listener, then EphemeralRunnerSets, then the
+  scale set id, then ``removeFinalizersFromDependentResources`` takes the
+  ``actions.github.com/cleanup-protection`` finalizer off the objects the chart names in the
+  ``actions.github.com/cleanup-*`` annotations, in upstream's order, and last its own
+  finalizer), ``autoscalinglistener_controller.go``
   (service account, role, binding, config secret, then the pod),
   ``ephemeralrunnerset_controller.go`` (``spec.replicas`` EphemeralRunners) and
   ``ephemeralrunner_controller.go`` (JIT secret, pod, ``status.phase`` from the pod, finalizers
@@ -37,8 +42,12 @@ Where it differs from upstream (nothing here changes a pod's spec):
 
 * no GitHub: the scale set id is a stable number derived from the name, the JIT config a
   placeholder, and no runner registers or takes a job;
-* the AutoscalingRunnerSet gets no ``cleanup-protection`` finalizer: instead a listener (and
-  what it owns) whose AutoscalingRunnerSet is gone is deleted on the next pass;
+* the listener has no finalizer of its own: the double deletes the listener's Role and
+  RoleBinding (in the scale set's namespace) with it, and the garbage collector its pod,
+  service account and config secret (upstream's listener controller deletes each and waits);
+* an AutoscalingRunnerSet deleted while no double ran (so without the double's finalizer)
+  leaves the chart's cleanup-protected objects Terminating until removed by hand, as on a
+  real cluster without the controller;
 * ``actions.github.com/runner-spec-hash``, ``pod-template-hash`` and
   ``role-policy-rules-hash`` values are SHA-256 based, not upstream's hash of the Go structs;
 * level-triggered polling (every ``interval`` seconds) instead of watches; one pass handles
@@ -74,7 +83,11 @@ from lightkube.types import PatchType
 from localcluster.kube import make_client
 
 __all__ = [
+    "CLEANUP_ANNOTATIONS",
+    "CLEANUP_FINALIZER",
+    "SCALE_SET_FINALIZER",
     "ArcControllerDouble",
+    "cleanup_protected",
     "listener_name",
     "merge_listener_pod_with_template",
     "new_ephemeral_runner_pod",
@@ -111,6 +124,21 @@ ANNOTATION_VALUES_HASH: Final = "actions.github.com/values-hash"
 ANNOTATION_RUNNER_GROUP: Final = "actions.github.com/runner-group-name"
 ANNOTATION_SCALE_SET_NAME: Final = "actions.github.com/runner-scale-set-name"
 ANNOTATION_PATCH_ID: Final = "actions.github.com/patch-id"
+#: autoscalingrunnerset_controller.go ``autoscalingRunnerSetFinalizerName``.
+SCALE_SET_FINALIZER: Final = "autoscalingrunnerset.actions.github.com/finalizer"
+#: constants.go ``AutoscalingRunnerSetCleanupFinalizerName``: on what the scale-set chart makes.
+CLEANUP_FINALIZER: Final = "actions.github.com/cleanup-protection"
+#: ``removeFinalizersFromDependentResources``, in its order: the annotation naming each object
+#: (constants.go ``AnnotationKey*``) and its kind, all in the AutoscalingRunnerSet's namespace.
+CLEANUP_ANNOTATIONS: Final = (
+    ("actions.github.com/cleanup-kubernetes-mode-role-binding-name", "RoleBinding"),
+    ("actions.github.com/cleanup-kubernetes-mode-role-name", "Role"),
+    ("actions.github.com/cleanup-kubernetes-mode-service-account-name", "ServiceAccount"),
+    ("actions.github.com/cleanup-no-permission-service-account-name", "ServiceAccount"),
+    ("actions.github.com/cleanup-github-secret-name", "Secret"),
+    ("actions.github.com/cleanup-manager-role-binding", "RoleBinding"),
+    ("actions.github.com/cleanup-manager-role-name", "Role"),
+)
 RUNNER_FINALIZERS: Final = (
     "ephemeralrunner.actions.github.com/finalizer",
     "ephemeralrunner.actions.github.com/runner-registration-finalizer",
@@ -128,6 +156,14 @@ EphemeralRunnerSet = create_namespaced_resource(
 EphemeralRunner = create_namespaced_resource(GROUP, VERSION, "EphemeralRunner", "ephemeralrunners")
 
 JsonDict = dict[str, Any]
+
+#: The kinds :data:`CLEANUP_ANNOTATIONS` name.
+_CLEANUP_KINDS: Final[Mapping[str, Any]] = {
+    "RoleBinding": RoleBinding,
+    "Role": Role,
+    "ServiceAccount": ServiceAccount,
+    "Secret": Secret,
+}
 
 # --- pure builders (resourcebuilder.go) --------------------------------------------------------
 
@@ -395,7 +431,9 @@ def new_ephemeral_runner_set(ars: Mapping[str, Any]) -> JsonDict:
             },
             "ownerReferences": [_owner(ars, "AutoscalingRunnerSet")],
         },
-        "spec": {"replicas": 0, "ephemeralRunnerSpec": runner_spec},
+        # Go's JSON of EphemeralRunnerSetSpec{Replicas: 0, ...}: replicas is omitempty, patchID
+        # is not (and the CRD requires it).
+        "spec": {"patchID": 0, "ephemeralRunnerSpec": runner_spec},
     }
 
 
@@ -479,7 +517,33 @@ def new_ephemeral_runner_pod(runner: Mapping[str, Any], secret_name: str) -> Jso
     }
 
 
+def cleanup_protected(ars: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``removeFinalizersFromDependentResources``: (kind, name) of each object whose
+    cleanup-protection finalizer the scale set's deletion removes, in upstream's order
+    (an annotation that is absent is skipped, as upstream logs and skips it)."""
+    annotations = ars["metadata"].get("annotations") or {}
+    return [(kind, annotations[key]) for key, kind in CLEANUP_ANNOTATIONS if annotations.get(key)]
+
+
+def _finalizers_without(obj: Mapping[str, Any], finalizer: str) -> list[str] | None:
+    """The object's finalizers without ``finalizer``, or None if it does not carry it."""
+    finalizers = list(obj["metadata"].get("finalizers") or [])
+    if finalizer not in finalizers:
+        return None
+    return [f for f in finalizers if f != finalizer]
+
+
 # --- the controller loop ---------------------------------------------------------------------
+
+
+def _delete_present(client: Client, kinds: tuple[Any, ...], name: str, namespace: str) -> None:
+    """Delete the object ``name`` of each kind; one already gone is no error."""
+    for kind in kinds:
+        try:
+            client.delete(kind, name, namespace=namespace)
+        except ApiError as exc:
+            if exc.status.code != 404:
+                raise
 
 
 def _d(obj: Any) -> JsonDict:
@@ -596,20 +660,104 @@ class ArcControllerDouble:
     def reconcile(self, client: Client) -> None:
         """One level-triggered pass over every scale set, listener and runner."""
         controller = self._controller(client)
-        sets = [_d(a) for a in client.list(AutoscalingRunnerSet, namespace="*")]
-        live = {(a["metadata"]["namespace"], a["metadata"]["name"]) for a in sets}
-        for found in sets:
-            if found["metadata"].get("deletionTimestamp"):
+        for found in client.list(AutoscalingRunnerSet, namespace="*"):
+            data = _d(found)
+            if data["metadata"].get("deletionTimestamp"):
+                self._clean_up(client, data)
                 continue
-            ars = self._scale_set_id(client, found)
+            ars = self._scale_set_id(client, self._with_finalizer(client, data))
             ers = self._runner_set(client, ars)
             if controller is not None:
                 self._listener(client, ars, ers, *controller)
-        self._collect_listeners(client, live)
         for ers_obj in client.list(EphemeralRunnerSet, namespace="*"):
             self._scale_runners(client, _d(ers_obj))
         for runner in client.list(EphemeralRunner, namespace="*"):
             self._runner(client, _d(runner))
+
+    @staticmethod
+    def _set_finalizers(client: Client, kind: Any, obj: JsonDict, finalizers: list[str]) -> None:
+        """Merge-patch ``metadata.finalizers`` (upstream's ``patch`` helper: a merge patch
+        from the object as read)."""
+        m = obj["metadata"]
+        try:
+            client.patch(kind, m["name"], {"metadata": {"finalizers": finalizers or None}},
+                         namespace=m["namespace"], patch_type=PatchType.MERGE)  # fmt: skip
+        except ApiError as exc:
+            if exc.status.code != 404:
+                raise
+
+    def _with_finalizer(self, client: Client, ars: JsonDict) -> JsonDict:
+        """``controllerutil.AddFinalizer`` before anything else, as the Reconcile does."""
+        finalizers = list(ars["metadata"].get("finalizers") or [])
+        if SCALE_SET_FINALIZER in finalizers:
+            return ars
+        self._set_finalizers(client, AutoscalingRunnerSet, ars, [*finalizers, SCALE_SET_FINALIZER])
+        m = ars["metadata"]
+        return _d(client.get(AutoscalingRunnerSet, m["name"], namespace=m["namespace"]))
+
+    def _clean_up(self, client: Client, ars: JsonDict) -> None:
+        """The deletion branch of ``Reconcile``: ``cleanUpResources`` (listener, then runner
+        sets, then the scale set id), each step waiting for the last on a later pass; then
+        ``removeFinalizersFromDependentResources`` and the scale set's own finalizer."""
+        if SCALE_SET_FINALIZER not in (ars["metadata"].get("finalizers") or []):
+            return
+        if not self._cleanup_listener(client, ars) or not self._cleanup_runner_sets(client, ars):
+            return
+        m = ars["metadata"]
+        if ANNOTATION_SCALE_SET_ID in (m.get("annotations") or {}):
+            # deleteRunnerScaleSet: no Actions service here, only the annotation goes.
+            client.patch(AutoscalingRunnerSet, m["name"],
+                         {"metadata": {"annotations": {ANNOTATION_SCALE_SET_ID: None}}},
+                         namespace=m["namespace"], patch_type=PatchType.MERGE)  # fmt: skip
+        for kind_name, name in cleanup_protected(ars):
+            kind = _CLEANUP_KINDS[kind_name]
+            try:
+                obj = _d(client.get(kind, name, namespace=m["namespace"]))
+            except ApiError as exc:
+                if exc.status.code != 404:
+                    raise
+                continue  # "has already been deleted"
+            remaining = _finalizers_without(obj, CLEANUP_FINALIZER)
+            if remaining is not None:
+                self._set_finalizers(client, kind, obj, remaining)
+        remaining = _finalizers_without(ars, SCALE_SET_FINALIZER)
+        self._set_finalizers(client, AutoscalingRunnerSet, ars, remaining or [])
+
+    def _cleanup_listener(self, client: Client, ars: JsonDict) -> bool:
+        """``cleanupListener``: delete the scale set's listener; done once it is gone."""
+        m = ars["metadata"]
+        done = True
+        for found in client.list(AutoscalingListener, namespace="*"):
+            listener = _d(found)
+            spec = listener.get("spec") or {}
+            if (
+                spec.get("autoscalingRunnerSetNamespace"),
+                spec.get("autoscalingRunnerSetName"),
+            ) != (
+                m["namespace"],
+                m["name"],
+            ):
+                continue
+            done = False
+            lm = listener["metadata"]
+            if lm.get("deletionTimestamp"):
+                continue
+            client.delete(AutoscalingListener, lm["name"], namespace=lm["namespace"])
+            _delete_present(client, (RoleBinding, Role), lm["name"], m["namespace"])
+        return done
+
+    def _cleanup_runner_sets(self, client: Client, ars: JsonDict) -> bool:
+        """``cleanupEphemeralRunnerSets``: delete every runner set; done once none is left."""
+        m = ars["metadata"]
+        owned = [
+            _d(e)
+            for e in client.list(EphemeralRunnerSet, namespace=m["namespace"])
+            if any(o.get("uid") == m["uid"] for o in _d(e)["metadata"].get("ownerReferences") or [])
+        ]
+        for ers in owned:
+            if not ers["metadata"].get("deletionTimestamp"):
+                client.delete(EphemeralRunnerSet, ers["metadata"]["name"], namespace=m["namespace"])
+        return not owned
 
     def _scale_set_id(self, client: Client, ars: JsonDict) -> JsonDict:
         annotations = ars["metadata"].get("annotations") or {}
@@ -762,21 +910,6 @@ class ArcControllerDouble:
         except ApiError as exc:
             self._event(client, listener, "AutoscalingListener", exc.status.message or str(exc))
 
-    def _collect_listeners(self, client: Client, live: set[tuple[str, str]]) -> None:
-        for listener in client.list(AutoscalingListener, namespace="*"):
-            data = _d(listener)
-            spec = data.get("spec") or {}
-            key = (spec.get("autoscalingRunnerSetNamespace"), spec.get("autoscalingRunnerSetName"))
-            if key not in live and not data["metadata"].get("deletionTimestamp"):
-                m = data["metadata"]
-                client.delete(AutoscalingListener, m["name"], namespace=m["namespace"])
-                for kind in (Role, RoleBinding):
-                    try:
-                        client.delete(kind, m["name"], namespace=str(key[0]))
-                    except ApiError as exc:
-                        if exc.status.code != 404:
-                            raise
-
     def _scale_runners(self, client: Client, ers: JsonDict) -> None:
         if ers["metadata"].get("deletionTimestamp"):
             return
@@ -796,12 +929,7 @@ class ArcControllerDouble:
     def _runner(self, client: Client, runner: JsonDict) -> None:
         m = runner["metadata"]
         if m.get("deletionTimestamp"):
-            for kind in (Pod, Secret):
-                try:
-                    client.delete(kind, m["name"], namespace=m["namespace"])
-                except ApiError as exc:
-                    if exc.status.code != 404:
-                        raise
+            _delete_present(client, (Pod, Secret), m["name"], m["namespace"])
             try:
                 client.get(Pod, m["name"], namespace=m["namespace"])
             except ApiError as exc:

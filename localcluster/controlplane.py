@@ -41,7 +41,6 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Final
 
 import yaml
@@ -50,6 +49,7 @@ from lightkube import Client
 from localcluster.audit import AuditEvent, AuditLog, AuditMark
 from localcluster.crds import install_crds
 from localcluster.kube import Kube, make_client
+from localcluster.lifecycle import Started
 from localcluster.pki import ClientIdentity, Pki
 from localcluster.processes import ManagedProcess, free_port, port_free
 from localcluster.toolchain import Binaries, find_binaries
@@ -179,7 +179,7 @@ def _help_text(binary: Path) -> str:
     return result.stdout + result.stderr
 
 
-class LocalControlPlane:
+class LocalControlPlane(Started):
     """etcd + kube-apiserver (+ kube-controller-manager) in ``state_dir``, on 127.0.0.1.
 
     Use as a context manager (``with LocalControlPlane(dir) as cp:``), or ``start()`` /
@@ -272,17 +272,6 @@ class LocalControlPlane:
         return self.audit.mutating_requests(since)
 
     # --- lifecycle -----------------------------------------------------------------------
-
-    def __enter__(self) -> LocalControlPlane:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _process(self, name: str, argv: list[str]) -> ManagedProcess:
         return ManagedProcess(

@@ -1,16 +1,22 @@
-"""The CRDs the program's objects need, installed into the local control plane as fixtures.
+"""CRDs for the local control plane: storage fixtures, and ARC's CRDs from the controller chart.
 
-The YAML files beside this module are written for the tests from the published API
-fields of their upstream projects (external-snapshotter, OpenEBS ZFS LocalPV,
-actions-runner-controller); their headers say which. Deep parts (pod templates) keep
-unknown fields; top-level fields, validations and status subresources are the real ones.
+The YAML files beside this module (``crds/``) are the CRDs of the storage stack, which the
+local cluster does not deploy by chart (OpenEBS ZFS LocalPV, external-snapshotter): written
+for the tests from the published API fields of their upstream projects, their headers say
+which. The control plane installs them at start.
+
+ARC's four ``actions.github.com`` CRDs are not fixtures: they ship in the stand-in controller
+chart's ``crds/`` directory as upstream 0.14.2 has them, and a stack's ``pulumi up`` installs
+them with that chart before any AutoscalingRunnerSet. A test that creates AutoscalingRunnerSets
+without deploying the chart installs the same files with :func:`install_arc_crds`.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import yaml
 from lightkube import ApiError
@@ -18,23 +24,70 @@ from lightkube.generic_resource import create_global_resource, create_namespaced
 
 from localcluster.kube import Kube, is_conflict, meta
 
-__all__ = ["CRD_DIR", "crd_documents", "install_crds"]
+__all__ = [
+    "ARC_CRD_DIR",
+    "CRD_DIR",
+    "arc_crd_documents",
+    "crd_documents",
+    "install_arc_crds",
+    "install_crds",
+    "remove_crds",
+]
 
-CRD_DIR = Path(__file__).with_name("crds")
+CRD_DIR: Final = Path(__file__).with_name("crds")
+#: The stand-in controller chart's ``crds/`` (upstream's files, byte for byte).
+ARC_CRD_DIR: Final = (
+    Path(__file__).resolve().parent.parent
+    / "charts"
+    / "local"
+    / "gha-runner-scale-set-controller"
+    / "crds"
+)
 
 
-def crd_documents() -> list[dict[str, Any]]:
-    """Every CRD fixture, parsed."""
+def _documents(directory: Path) -> list[dict[str, Any]]:
     docs: list[dict[str, Any]] = []
-    for path in sorted(CRD_DIR.glob("*.yaml")):
+    for path in sorted(directory.glob("*.yaml")):
         docs.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
     return docs
 
 
-def install_crds(kube: Kube, timeout: float = 60.0) -> list[str]:
-    """Create (or update) every CRD fixture and wait until each is Established."""
+def crd_documents() -> list[dict[str, Any]]:
+    """Every storage CRD fixture, parsed."""
+    return _documents(CRD_DIR)
+
+
+def arc_crd_documents() -> list[dict[str, Any]]:
+    """The ARC CRDs of the stand-in controller chart, parsed."""
+    return _documents(ARC_CRD_DIR)
+
+
+def install_arc_crds(kube: Kube, timeout: float = 60.0) -> list[str]:
+    """Install the controller chart's ARC CRDs as the chart would, for a test that creates
+    AutoscalingRunnerSets without deploying it; wait until each is servable."""
+    return install_crds(kube, arc_crd_documents(), timeout)
+
+
+def remove_crds(kube: Kube, names: Iterable[str], timeout: float = 60.0) -> None:
+    """Delete CRDs (and so every object of theirs) and wait until they are gone."""
+    pending = list(names)
+    for name in pending:
+        kube.delete("CustomResourceDefinition", name)
+    deadline = time.monotonic() + timeout
+    while pending := [n for n in pending if kube.get("CustomResourceDefinition", n)]:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"CRDs still there after {timeout}s: {pending}")
+        time.sleep(0.1)
+
+
+def install_crds(
+    kube: Kube, documents: Iterable[dict[str, Any]] | None = None, timeout: float = 60.0
+) -> list[str]:
+    """Create (or update) CRDs (default: the storage fixtures) and wait until each is
+    Established and servable."""
+    docs = list(crd_documents() if documents is None else documents)
     names: list[str] = []
-    for doc in crd_documents():
+    for doc in docs:
         name = meta(doc)["name"]
         names.append(name)
         try:
@@ -56,7 +109,7 @@ def install_crds(kube: Kube, timeout: float = 60.0) -> list[str]:
         if pending:
             time.sleep(0.1)
     # Established is not servable yet: the first lists get 429 while the watch cache fills.
-    for doc in crd_documents():
+    for doc in docs:
         _wait_servable(kube, doc, deadline)
     return names
 

@@ -1,4 +1,5 @@
-"""The local cluster as one object for tests: control plane, real storage, stand-ins."""
+"""The local cluster as one object for tests: control plane, real storage, stand-ins, the
+ARC controller double."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ import os
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
 
 from lightkube import Client
 
+from localcluster.arc_double import ArcControllerDouble
 from localcluster.audit import AuditEvent, AuditLog, AuditMark
 from localcluster.controlplane import LocalControlPlane
 from localcluster.kube import Kube
+from localcluster.lifecycle import Started
 from localcluster.node import LocalNode
 from localcluster.stand_ins import StandInConfig, StandIns
 from localcluster.storage import LocalStorage
@@ -27,7 +29,7 @@ __all__ = ["LocalCluster"]
 _POOL_NUMBERS = itertools.count(1)
 
 
-class LocalCluster:
+class LocalCluster(Started):
     """A started :class:`LocalControlPlane` with its real storage and the stand-ins it needs.
 
     ``storage`` is :class:`~localcluster.storage.LocalStorage`: a zfs-fuse pool named
@@ -46,6 +48,13 @@ class LocalCluster:
     and ``start`` fails with :class:`~localcluster.node.NodeUnavailableError` (one line) if
     the machine cannot run them. Without it there is no scheduler and no kubelet.
 
+    ``arc_controller=True`` runs the ARC controller double
+    (:class:`~localcluster.arc_double.ArcControllerDouble`, polling every
+    ``arc_interval`` seconds) from the start to the end: what deploys the scale-set chart
+    needs it, since the chart's cleanup-protection finalizers only go when the controller
+    cleans an AutoscalingRunnerSet up. The ARC CRDs are not installed here: the controller
+    chart installs them (or :func:`~localcluster.crds.install_arc_crds` for a test without it).
+
     ``kubeconfig`` is the code under test's (context ``arc-zfs-cache-local``);
     ``client()``/``kube()`` act as the harness, whose requests the audit assertions ignore.
     """
@@ -57,6 +66,8 @@ class LocalCluster:
         pool: str | None = None,
         controller_manager: bool | None = None,
         node: bool = False,
+        arc_controller: bool = False,
+        arc_interval: float = 0.5,
     ) -> None:
         self.control_plane = LocalControlPlane(state_dir, controller_manager=controller_manager)
         self.storage = LocalStorage(
@@ -66,20 +77,12 @@ class LocalCluster:
         self.stand_ins: StandIns | None = None
         self._want_node = node
         self.node: LocalNode | None = None
-
-    def __enter__(self) -> LocalCluster:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        self._arc_interval = arc_interval if arc_controller else None
+        self.arc_controller: ArcControllerDouble | None = None
 
     def start(self) -> LocalCluster:
-        """Start the control plane, the storage, the stand-ins it lacks, then the node."""
+        """Start the control plane, the storage, the stand-ins it lacks, the node, then the
+        ARC controller double."""
         self.control_plane.start()
         try:
             self.storage.start()
@@ -99,6 +102,10 @@ class LocalCluster:
                     scheduler=binaries.kube_scheduler,
                 )
                 self.node.start()
+            if self._arc_interval is not None:
+                self.arc_controller = ArcControllerDouble(
+                    self.control_plane.kubeconfig_for("arc-double"), interval=self._arc_interval
+                ).start()
         except BaseException:
             # A node that failed to start has stopped what it started (LocalNode.start).
             self.node = None
@@ -107,9 +114,12 @@ class LocalCluster:
         return self
 
     def stop(self) -> None:
-        """Stop the node, the stand-ins, the storage (destroying the pool), then the control
-        plane; every part is stopped even if one fails, then the first failure is raised."""
+        """Stop the ARC controller double, the node, the stand-ins, the storage (destroying
+        the pool), then the control plane; every part is stopped even if one fails, then the
+        first failure is raised."""
         steps: list[Callable[[], None]] = []
+        if self.arc_controller is not None:
+            steps.append(self.arc_controller.stop)
         if self.node is not None:
             steps.append(self.node.stop)
         if self.stand_ins is not None:
@@ -117,7 +127,7 @@ class LocalCluster:
         if self._storage_started:
             steps.append(lambda: self.storage.stop(destroy=True))
         steps.append(self.control_plane.stop)
-        self.node = self.stand_ins = None
+        self.node = self.stand_ins = self.arc_controller = None
         self._storage_started = False
         failure: BaseException | None = None
         for step in steps:

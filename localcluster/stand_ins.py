@@ -31,7 +31,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Final
 
 from lightkube import AsyncClient, KubeConfig
@@ -39,6 +38,7 @@ from lightkube.types import on_error_retry
 
 from localcluster.core_controllers import CoreControllers
 from localcluster.kube import KINDS, ApiError, Kube, is_conflict, make_client, meta
+from localcluster.lifecycle import Started
 
 __all__ = ["StandInConfig", "StandIns", "World", "main"]
 
@@ -100,7 +100,7 @@ def _deleting(obj: Mapping[str, Any]) -> bool:
     return meta(obj).get("deletionTimestamp") is not None
 
 
-class StandIns:
+class StandIns(Started):
     """The stand-ins of ``config``, against the API server of ``kubeconfig``."""
 
     def __init__(self, kubeconfig: Path, config: StandInConfig | None = None) -> None:
@@ -118,17 +118,6 @@ class StandIns:
         self._core = (
             CoreControllers(self.kube, kubeconfig) if self.config.core_controllers else None
         )
-
-    def __enter__(self) -> StandIns:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> StandIns:
         """Reconcile everything once, then keep reconciling on watch events in the background."""

@@ -5,10 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from localcluster.arc_double import (
+    CLEANUP_ANNOTATIONS,
+    _finalizers_without,
     _fnv_hash_string,
     _safe_encode,
+    cleanup_protected,
     listener_name,
     new_ephemeral_runner_pod,
+    new_ephemeral_runner_set,
     new_scale_set_listener_pod,
 )
 
@@ -97,3 +101,51 @@ def test_runner_pod_adds_jit_env_to_the_runner_container_only() -> None:
     assert pod["metadata"]["labels"]["t"] == "2"
     assert pod["metadata"]["labels"]["actions-ephemeral-runner"] == "True"
     assert pod["metadata"]["ownerReferences"][0]["kind"] == "EphemeralRunner"
+
+
+def test_cleanup_protected_follows_remove_finalizers_from_dependent_resources() -> None:
+    # What the scale-set chart annotates in kubernetes mode (manager + kube-mode objects).
+    annotations = {
+        "actions.github.com/cleanup-manager-role-binding": "s-gha-rs-manager",
+        "actions.github.com/cleanup-manager-role-name": "s-gha-rs-manager",
+        "actions.github.com/cleanup-kubernetes-mode-role-binding-name": "s-gha-rs-kube-mode",
+        "actions.github.com/cleanup-kubernetes-mode-role-name": "s-gha-rs-kube-mode",
+        "actions.github.com/cleanup-kubernetes-mode-service-account-name": "s-gha-rs-kube-mode",
+        "actions.github.com/values-hash": "h",
+    }
+    ars = {"metadata": {"name": "s", "namespace": "ns", "annotations": annotations}}
+    # Upstream's order: kube-mode RoleBinding, Role, ServiceAccount, (no-permission SA and
+    # GitHub secret: not annotated here, so skipped), manager RoleBinding, then Role.
+    assert cleanup_protected(ars) == [
+        ("RoleBinding", "s-gha-rs-kube-mode"),
+        ("Role", "s-gha-rs-kube-mode"),
+        ("ServiceAccount", "s-gha-rs-kube-mode"),
+        ("RoleBinding", "s-gha-rs-manager"),
+        ("Role", "s-gha-rs-manager"),
+    ]
+    assert cleanup_protected({"metadata": {"name": "s", "namespace": "ns"}}) == []
+    assert len(CLEANUP_ANNOTATIONS) == 7
+
+
+def test_finalizer_removal_keeps_the_others_and_says_when_there_is_none() -> None:
+    obj = {"metadata": {"finalizers": ["a", "actions.github.com/cleanup-protection", "b"]}}
+    assert _finalizers_without(obj, "actions.github.com/cleanup-protection") == ["a", "b"]
+    assert _finalizers_without(obj, "other") is None
+    assert _finalizers_without({"metadata": {}}, "a") is None
+
+
+def test_runner_set_spec_is_go_json_with_the_required_patch_id() -> None:
+    ars = {
+        "metadata": {
+            "name": "s",
+            "namespace": "ns",
+            "uid": "u",
+            "annotations": {"runner-scale-set-id": "7"},
+        },
+        "spec": {"githubConfigUrl": "https://github.com/o", "githubConfigSecret": "gh"},
+    }
+    spec = new_ephemeral_runner_set(ars)["spec"]
+    # EphemeralRunnerSetSpec: replicas is omitempty (0 is left out), patchID is not and the
+    # upstream CRD requires it.
+    assert spec["patchID"] == 0 and "replicas" not in spec
+    assert spec["ephemeralRunnerSpec"]["runnerScaleSetId"] == 7

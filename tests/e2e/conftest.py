@@ -31,7 +31,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    """A started control plane + real storage, shared by the session, stopped at its end.
+    """A started control plane + real storage + the ARC controller double, shared by the
+    session, stopped at its end.
 
     Attributes: ``kubeconfig`` (the code under test's, context ``arc-zfs-cache-local``),
     ``client()`` / ``kube()`` (harness identity), ``audit`` (``mark()``,
@@ -51,7 +52,10 @@ def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClu
             pytrace=False,
         )
     began = time.monotonic()
-    cluster = LocalCluster(tmp_path_factory.mktemp("local-cluster"))
+    # No node: pods bound to local-zfs-node are the stand-ins' (tests that deploy the
+    # controller chart, whose Deployment is awaited, start a cluster with the node). The ARC
+    # controller double runs so that whatever deploys the scale-set chart can be destroyed.
+    cluster = LocalCluster(tmp_path_factory.mktemp("local-cluster"), arc_controller=True)
     cluster.start()
     # Shown with -s (and on failure): how long the tier's set-up took.
     print(

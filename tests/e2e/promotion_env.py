@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from localcluster.harness import LocalCluster
 from localcluster.kube import Kube, meta
 from localcluster.storage import DEFAULT_NODE
 from localcluster.zfs_pool import Dataset
+from tests.e2e import node_env
 
 T = TypeVar("T")
 Obj = dict[str, Any]
@@ -43,17 +43,8 @@ SNAPSHOT_CLASS: Final = "promo-snapshots"
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 30.0) -> T:
-    """Poll ``probe`` (backing off) until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    delay = 0.02
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.5)
+    """Poll ``probe`` every 0.1 s until it returns something truthy."""
+    return node_env.wait_for(what, probe, timeout, interval=0.1)
 
 
 def ensure_classes(kube: Kube, pool: str) -> None:
@@ -92,12 +83,13 @@ def claim_body(
     source: Obj | None = None,
     labels: dict[str, str] | None = None,
     storage_class: str = NODE_CLASS,
+    size: str = SIZE,
 ) -> Obj:
-    """A PVC of ``SIZE`` in the node's class."""
+    """A PVC of ``size`` (default ``SIZE``) in the node's class."""
     spec: Obj = {
         "accessModes": ["ReadWriteOnce"],
         "storageClassName": storage_class,
-        "resources": {"requests": {"storage": SIZE}},
+        "resources": {"requests": {"storage": size}},
     }
     if source is not None:
         spec["dataSource"] = source

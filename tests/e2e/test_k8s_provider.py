@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
+from localcluster.crds import install_arc_crds, remove_crds
 from localcluster.harness import LocalCluster
 
 pytestmark = pytest.mark.e2e
@@ -176,10 +177,23 @@ def make_stack(
 
 
 @pytest.fixture(scope="module")
+def arc_crds(local_cluster: LocalCluster) -> Iterator[None]:
+    """The controller chart's ARC CRDs (the program deploys only the scale-set chart), removed
+    again at the end so that later stacks install them with the controller chart."""
+    names = install_arc_crds(local_cluster.kube())
+    yield
+    remove_crds(local_cluster.kube(), names)
+
+
+@pytest.fixture(scope="module")
 def stack(
-    local_cluster: LocalCluster, pulumi_home: Path, tmp_path_factory: pytest.TempPathFactory
+    arc_crds: None,
+    local_cluster: LocalCluster,
+    pulumi_home: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
-    """The full program's stack, destroyed at the end whatever happened."""
+    """The full program's stack, destroyed at the end whatever happened (the session's ARC
+    controller double removes the chart's cleanup-protection finalizers)."""
     s = make_stack(tmp_path_factory.mktemp("k8s-provider"), local_cluster, pulumi_home, "kp-full")
     yield s
     s.pulumi("destroy", "--yes", "--skip-preview", check=False)

@@ -3,7 +3,11 @@
 One stack goes through its whole life: a bad config is refused before anything exists, a
 preview of the full stack mutates nothing, ``up`` creates every object (and every claim is a
 real dataset in the session's pool), a second ``up`` is a no-op, a config change is an
-in-place update, ``destroy`` leaves nothing behind.
+in-place update, ``destroy`` leaves nothing behind. The stack runs on a cluster with the local
+node and the ARC controller double: ``up`` installs the ARC CRDs with the controller chart, then
+the AutoscalingRunnerSets, and awaits the controller's Deployment; ``destroy`` finishes because
+the double cleans each AutoscalingRunnerSet up and takes the chart's cleanup-protection
+finalizers off.
 """
 
 from __future__ import annotations
@@ -18,16 +22,20 @@ import pytest
 import yaml
 from lightkube import Client
 from lightkube.generic_resource import create_namespaced_resource
+from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.core_v1 import (
     ConfigMap,
     Namespace,
     PersistentVolume,
     PersistentVolumeClaim,
     Secret,
+    ServiceAccount,
 )
 
 from components import constants as c
-from tests.e2e.pulumi_cli import ROOT, PulumiProject
+from localcluster.harness import LocalCluster
+from tests.e2e import node_env
+from tests.e2e.pulumi_cli import PulumiProject
 
 pytestmark = pytest.mark.e2e
 
@@ -37,58 +45,62 @@ AutoscalingRunnerSet = create_namespaced_resource(
 )
 
 
-def local_stack_config(local_cluster: Any) -> dict[str, Any]:
+def local_stack_config(cluster: LocalCluster) -> dict[str, Any]:
     """The shipped local stack's config, minus its sealed secret (set per test), on the
-    session's pool (named per process: one zfs-fuse daemon serves the machine's pools)."""
-    document = yaml.safe_load((ROOT / "Pulumi.local.yaml").read_text())
-    config = {k.partition(":")[2]: v for k, v in document["config"].items()}
-    del config["github"]["credentials"]["token"]
-    config["storage"]["poolName"] = local_cluster.storage.pool.name
-    return config
+    cluster's pool."""
+    return node_env.local_stack_config(cluster.storage.pool.name)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A cluster with the local node and the ARC controller double: ``up`` awaits the
+    controller's Deployment, which only a kubelet makes ready."""
+    with node_env.node_cluster(tmp_path_factory.mktemp("program-cluster")) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="module")
 def project(
-    local_cluster: Any, tmp_path_factory: pytest.TempPathFactory
+    cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[PulumiProject]:
-    project = PulumiProject.create(
-        tmp_path_factory.mktemp("program"), Path(local_cluster.kubeconfig)
-    )
+    project = PulumiProject.create(tmp_path_factory.mktemp("program"), Path(cluster.kubeconfig))
     yield project
     project.destroy(check=False)
 
 
 @pytest.fixture(scope="module")
-def client(local_cluster: Any) -> Client:
-    return local_cluster.client()
+def client(cluster: LocalCluster) -> Client:
+    return cluster.client()
 
 
-def test_bad_config_fails_before_any_object(project: PulumiProject, local_cluster: Any) -> None:
-    config = local_stack_config(local_cluster)
+def test_bad_config_fails_before_any_object(project: PulumiProject, cluster: LocalCluster) -> None:
+    config = local_stack_config(cluster)
     config["caches"]["gcc12"]["size"] = "10GB"
     config["scaleSets"]["local-linux"]["maxRunners"] = 0
     project.set_config(config, {"github.credentials.token": TOKEN})
-    mark = local_cluster.audit.mark()
+    mark = cluster.audit.mark()
     for result in (project.preview(check=False), project.up(check=False)):
         assert result.returncode != 0
         assert "caches.gcc12.size: '10GB' is not a Kubernetes quantity" in result.output
         assert "scaleSets.local-linux.maxRunners" in result.output
         assert "Traceback" not in result.output
-    assert local_cluster.mutating_requests(mark) == []
+    assert cluster.mutating_requests(mark) == []
     assert project.resource_count() == 0
 
 
-def test_preview_of_full_stack_mutates_nothing(project: PulumiProject, local_cluster: Any) -> None:
-    project.set_config(local_stack_config(local_cluster), {"github.credentials.token": TOKEN})
-    mark = local_cluster.audit.mark()
+def test_preview_of_full_stack_mutates_nothing(
+    project: PulumiProject, cluster: LocalCluster
+) -> None:
+    project.set_config(local_stack_config(cluster), {"github.credentials.token": TOKEN})
+    mark = cluster.audit.mark()
     result = project.preview()
     assert "local-gcc12-builder" in result.output
     assert TOKEN not in result.output
-    assert local_cluster.mutating_requests(mark) == []
+    assert cluster.mutating_requests(mark) == []
 
 
 def test_up_creates_every_object(
-    project: PulumiProject, client: Client, local_cluster: Any
+    project: PulumiProject, client: Client, cluster: LocalCluster
 ) -> None:
     result = project.up()
     assert TOKEN not in result.output
@@ -119,8 +131,8 @@ def test_up_creates_every_object(
         assert "local-zfs-node" in node_terms
     # In the pool: one dataset each; the builder volume a ZFS clone of gen 1 (upstream's
     # PVC-to-PVC clone snapshots <srcPV>@<clonePV> first).
-    pool = local_cluster.storage.pool.name
-    datasets = {d.name: d for d in local_cluster.storage.pool.datasets()}
+    pool = cluster.storage.pool.name
+    datasets = {d.name: d for d in cluster.storage.pool.datasets()}
     gen1, work1 = (f"{pool}/{volumes[n]}" for n in ("gcc12-gen-1", "gcc12-work-1"))
     assert gen1 in datasets and datasets[gen1].origin is None
     assert datasets[work1].origin == f"{gen1}@{volumes['gcc12-work-1']}"
@@ -136,6 +148,25 @@ def test_up_creates_every_object(
         "readOnly": True,
     } in runner["volumeMounts"]
     assert TOKEN not in json.dumps(spec)
+    # The ARC CRDs came with the controller chart in this same `up` (applied by the provider).
+    crd = client.get(CustomResourceDefinition, "autoscalingrunnersets.actions.github.com")
+    managers = {f.manager or "" for f in (crd.metadata.managedFields if crd.metadata else []) or []}
+    assert any(m.startswith("pulumi-kubernetes-") for m in managers), managers
+    # Upstream's cleanup protection: on the chart's objects, and the controller's finalizer on
+    # the scale set (the double adds it as the real controller does).
+    sa = client.get(ServiceAccount, "local-linux-gha-rs-kube-mode", namespace="arc-runners")
+    assert sa.metadata and sa.metadata.finalizers == ["actions.github.com/cleanup-protection"]
+
+    def scale_set_finalizers() -> list[str]:
+        ars = client.get(AutoscalingRunnerSet, "local-linux", namespace="arc-runners")
+        return list(ars.to_dict()["metadata"].get("finalizers") or [])
+
+    node_env.wait_for(
+        "the controller's finalizer on the scale set",
+        lambda: "autoscalingrunnerset.actions.github.com/finalizer" in scale_set_finalizers(),
+        timeout=30,
+        interval=0.25,
+    )
     # Pod Security on the runner namespace; the token only in the Secret.
     ns = client.get(Namespace, "arc-runners")
     assert ns.metadata and ns.metadata.labels
@@ -155,9 +186,9 @@ def test_second_up_is_a_no_op(project: PulumiProject) -> None:
 
 
 def test_config_change_is_an_in_place_update(
-    project: PulumiProject, client: Client, local_cluster: Any
+    project: PulumiProject, client: Client, cluster: LocalCluster
 ) -> None:
-    config = local_stack_config(local_cluster)
+    config = local_stack_config(cluster)
     changed = copy.deepcopy(config)
     changed["scaleSets"]["local-linux"]["maxRunners"] = 7
     # A new hook template content (as a promotion makes) updates the ConfigMap in place.
@@ -182,7 +213,14 @@ def test_destroy_leaves_nothing_behind(project: PulumiProject, client: Client) -
     selector = {c.LABEL_PART_OF: c.PART_OF}
     assert list(client.list(ConfigMap, namespace="*", labels=selector)) == []
     assert list(client.list(PersistentVolumeClaim, namespace="*", labels=selector)) == []
-    assert list(client.list(AutoscalingRunnerSet, namespace="*")) == []
+    # The controller chart installed the ARC CRDs, so destroy removed them (and every
+    # AutoscalingRunnerSet) once the scale sets were cleaned up.
+    arc_crds = [
+        crd.metadata.name
+        for crd in client.list(CustomResourceDefinition)
+        if crd.metadata and crd.metadata.name and crd.metadata.name.endswith(".actions.github.com")
+    ]
+    assert arc_crds == []
     remaining = [
         n.metadata.name
         for n in client.list(Namespace)

@@ -25,6 +25,8 @@ from localcluster.storage import DEFAULT_NODE, LocalStorage, find_storage_binari
 from localcluster.toolchain import FIX_COMMAND, ToolchainMissingError, find_binaries
 from localcluster.zfs_csi import REQUESTED_COMPRESSION, ZFS_FINALIZER
 from localcluster.zfs_pool import Dataset, StorageUnavailableError, preflight, zfs
+from tests.e2e import node_env
+from tests.e2e.promotion_env import claim_body
 
 T = TypeVar("T")
 Obj = dict[str, Any]
@@ -35,14 +37,8 @@ SNAPSHOT_CLASS = "zfs-e2e-snapshots"
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
+    """Poll ``probe`` every 0.1 s until it returns something truthy."""
+    return node_env.wait_for(what, probe, timeout, interval=0.1)
 
 
 @pytest.fixture(scope="module")
@@ -124,21 +120,9 @@ def claim(
     source: Obj | None = None,
     storage_class_name: str = CLASS,
 ) -> None:
-    spec: Obj = {
-        "accessModes": ["ReadWriteOnce"],
-        "storageClassName": storage_class_name,
-        "resources": {"requests": {"storage": size}},
-    }
-    if source:
-        spec["dataSource"] = source
     kube.create(
         "PersistentVolumeClaim",
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolumeClaim",
-            "metadata": {"name": name, "namespace": ns},
-            "spec": spec,
-        },
+        claim_body(ns, name, source=source, storage_class=storage_class_name, size=size),
     )
 
 
