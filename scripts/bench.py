@@ -289,12 +289,14 @@ def grpc_profile(project: PulumiProject, logfile: Path, policy: bool) -> dict[st
 
 @contextmanager
 def local_cluster(workdir: Path) -> Iterator[LocalCluster]:
-    """A started local control plane + its real storage, stopped on the way out."""
+    """A started local control plane + its real storage, the local node and the ARC controller
+    double, stopped on the way out: the local stack's ``up`` awaits the controller Deployment
+    (a kubelet must run its pod) and its destroy needs the double's scale-set cleanup."""
     try:
         find_binaries()
     except ToolchainMissingError as exc:
         raise NotMeasuredError(f"no local control plane: {exc}") from None
-    cluster = LocalCluster(workdir / "cluster")
+    cluster = LocalCluster(workdir / "cluster", node=True, arc_controller=True)
     cluster.start()
     try:
         yield cluster
