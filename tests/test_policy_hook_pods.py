@@ -5,11 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from policy.arc_policy.config import Settings
+from policy.arc_policy.hook_merge import HOOK_0_7, HOOK_VERSIONS, RunnerContext, WorkflowContainer
+from policy.arc_policy.model import PodKind, PodTarget, ResourceRef
 from policy.arc_policy.rules import hook_pods
+from policy.arc_policy.rules.levels import level_findings
 from policy.arc_policy.testing import UNKNOWN_STRING, Declared, declared, run_pack, run_stack_policy
 from tests.test_policy_rules import TEMPLATE, kube_values, release, template_cm, tweak
 
 POLICY = hook_pods.HOOK_POD_SECURITY
+REF = ResourceRef("kubernetes:core/v1:ConfigMap", "ConfigMap", "arc-runners", "t")
 #: kubernetes-novolume values: the chart adds hook 0.8's entry point (none set explicitly).
 NOVOLUME = tweak(
     kube_values(containerMode={"type": "kubernetes-novolume"}),
@@ -146,3 +153,39 @@ def test_exempt_scale_set() -> None:
     config = {"exemptions": [{"resource": "Release/arc-runners/linux", "reason": "trial"}]}
     stack = [namespace("restricted"), release(NOVOLUME), template_cm(TEMPLATE)]
     assert messages(*stack, config=config) == []
+
+
+EDITS: list[tuple[str, Any]] = [
+    ("spec.securityContext", {}),
+    ("spec.securityContext.runAsNonRoot", False),
+    ("spec.securityContext.seccompProfile", {"type": "Unconfined"}),
+    ("spec.containers.0.securityContext", {}),
+    ("spec.containers.0.securityContext.privileged", True),
+    ("spec.containers.0.ports", [{"containerPort": 80, "hostPort": 80}]),
+    ("spec.containers.1", {"name": "$redis"}),
+    ("spec.containers.1", {"name": "sidecar", "image": "envoy:1.33"}),
+    ("spec.initContainers", [{"name": "init", "image": "busybox:1.37"}]),
+    ("spec.hostNetwork", True),
+    ("spec.volumes", [{"name": "host", "hostPath": {"path": "/"}}]),
+]
+
+
+@pytest.mark.parametrize(("path", "value"), EDITS, ids=[f"{p}={v!r}"[:50] for p, v in EDITS])
+def test_every_hook_pod_breaks_only_where_the_0_7_job_pod_does(path: str, value: Any) -> None:
+    """Why template fields are the job pod rules' alone: whatever a template field breaks in
+    any hook pod (0.8's job pod, either step pod), it breaks in 0.7's job pod too."""
+    template = tweak(TEMPLATE, path, value)
+
+    def broken(pod: dict[str, Any]) -> set[tuple[str, str, str]]:
+        target = PodTarget(PodKind.JOB, REF, pod, "data.content: ", {"job": "$job"})
+        return {
+            (f.container, f.path, f.problem)
+            for f in level_findings(target, "restricted", Settings())
+            if f.container != "fs-init"
+        }
+
+    job_0_7 = broken(HOOK_0_7.job_pod(template, WorkflowContainer(), None, RunnerContext()))
+    for hook in HOOK_VERSIONS:
+        assert broken(hook.job_pod(template, WorkflowContainer(), None, RunnerContext())) <= job_0_7
+        assert broken(hook.step_pod(template, WorkflowContainer(), RunnerContext())) <= job_0_7
+    assert job_0_7  # each edit breaks something

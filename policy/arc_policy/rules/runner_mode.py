@@ -72,8 +72,8 @@ def check_container_mode(resource: Resource, settings: Settings) -> Iterator[Fin
             runner.mode_path,
             f"container mode {shown}: "
             + _MODE_PROBLEMS.get(mode, f"{mode!r} is not an allowed container mode"),
-            "use containerMode.type: kubernetes with the runner-container-hooks entry point "
-            f"(allowed: {sorted(settings.allowed_container_modes)})",
+            f"use containerMode.type {' or '.join(HOOK_MODES)} (runner-container-hooks; "
+            f"allowed here: {sorted(settings.allowed_container_modes)})",
         )
 
 
