@@ -5,8 +5,8 @@
 from the actions-runner-controller mirror at tag ``gha-runner-scale-set-0.14.2``, is rendered
 with helm's Go library (``scripts/helm_render``, as ``scripts/record_upstream_charts.py`` does for
 ``tests/data/upstream-charts-0.14.2/``) for values covering every container mode, a GitHub
-Enterprise CA, and values that set what the chart would add; the model must give the same pod
-template, field for field.
+Enterprise CA, and values that set what the chart would add, and for the values the program
+passes for every shipped stack; the model must give the same pod template, field for field.
 """
 
 from __future__ import annotations
@@ -147,3 +147,19 @@ def test_model_renders_what_the_chart_renders(renderer: Path, chart: Path, name:
         {"model": pod["spec"], "chart": upstream["spec"]}
     )
     assert pod["metadata"] == upstream.get("metadata", {})
+
+
+@pytest.mark.parametrize("stack", rec.STACKS)
+def test_model_renders_the_shipped_stacks_runner_pods(
+    renderer: Path, chart: Path, stack: str
+) -> None:
+    """The program's own scale sets (values as it passes them, under the unit tier's mocks)."""
+    scale_sets = [r for r in rec.releases(stack) if r["chart"] == "gha-runner-scale-set"]
+    assert scale_sets
+    for release in scale_sets:
+        values = json.loads(json.dumps(release["values"], default=str))
+        objects = rec.render(renderer, chart, {**release, "values": values})
+        (ars,) = [o["object"] for o in objects if o["kind"] == "AutoscalingRunnerSet"]
+        pod, _, _ = render_scale_set_values(values, release["release"])
+        assert pod["spec"] == ars["spec"]["template"]["spec"], release["release"]
+        assert pod["metadata"] == ars["spec"]["template"].get("metadata", {})
