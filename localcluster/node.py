@@ -21,8 +21,10 @@ what it takes for pods to run, all as processes this module starts and stops by 
   and pod logs in the state dir, image garbage collection off (the stand-ins cannot be
   pulled again).
 
-``start`` returns once the Node is Ready and the controller-manager's node-lifecycle
-controller has lifted the ``not-ready`` taint. If something the node needs is missing
+``start`` returns once the Node is Ready, the controller-manager's node-lifecycle
+controller has lifted the ``not-ready`` taint, and the node's CSINode lists the CSI drivers
+it waits for (the ZFS driver double, which registers itself through the kubelet's
+``plugins_registry`` dir: :mod:`localcluster.zfs_csi`). If something the node needs is missing
 (root, the Debian packages, the kubelet binary, cgroup controllers, overlayfs, CNI
 plugins), :class:`NodeUnavailableError` says so in ONE line; there is no pod-less
 fallback. ``stop`` deletes the node's pods through the API (so the kubelet tears their
@@ -45,24 +47,30 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import yaml
 
+from components.constants import OPENEBS_ZFS_CSI_DRIVER
 from localcluster.images import PAUSE_IMAGE, build_archive, stand_in_images
 from localcluster.kube import Kube, meta
 from localcluster.processes import ManagedProcess, free_port, pid_alive, stop_pid
+from localcluster.zfs_csi.mounts import mounts_under, parse_mountinfo
 
 if TYPE_CHECKING:
     from localcluster.controlplane import LocalControlPlane
 
 __all__ = [
+    "MAX_SOCKET_PATH",
     "NODE_NAME",
     "LocalNode",
     "NodeUnavailableError",
+    "kubelet_root",
+    "mount_points_under",
     "node_preflight",
+    "unmount_all",
 ]
 
 #: The node the local stack's caches name (Pulumi.local.yaml).
@@ -73,8 +81,8 @@ CNI_BIN_DIR: Final = Path("/usr/lib/cni")
 _CNI_PLUGINS: Final = ("bridge", "host-local", "loopback")
 _CGROUP_V1_CONTROLLERS: Final = ("cpu", "cpuacct", "memory", "pids", "devices", "freezer")
 _NOT_READY_TAINT: Final = "node.kubernetes.io/not-ready"
-#: unix socket paths are limited to 108 bytes.
-_MAX_SOCKET_PATH: Final = 100
+#: unix socket paths are limited to 108 bytes (this leaves a margin).
+MAX_SOCKET_PATH: Final = 100
 
 
 class NodeUnavailableError(RuntimeError):
@@ -122,16 +130,28 @@ def node_preflight(kubelet: Path | None, scheduler: Path | None) -> None:
             )
 
 
-def _mounts_under(root: Path) -> list[str]:
+def kubelet_root(state_dir: Path) -> Path:
+    """The kubelet's ``--root-dir`` for a state dir (pods' volumes, ``plugins_registry``)."""
+    return state_dir / "node" / "kubelet"
+
+
+def mount_points_under(root: Path) -> list[str]:
     """Mount points at or below ``root``, deepest (latest) first."""
-    prefix = str(root)
-    points: list[str] = []
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/mountinfo").read_text().splitlines():
-            point = line.split()[4].replace("\\040", " ")
-            if point == prefix or point.startswith(prefix + "/"):
-                points.append(point)
-    return list(reversed(points))
+    try:
+        text = Path("/proc/self/mountinfo").read_text()
+    except OSError:
+        return []
+    return mounts_under(parse_mountinfo(text), root)
+
+
+def unmount_all(points: list[str]) -> None:
+    """Unmount each of ``points`` (in order), lazily if a plain unmount is refused."""
+    for point in points:
+        result = subprocess.run(
+            ["umount", point], capture_output=True, text=True, check=False, timeout=30
+        )
+        if result.returncode != 0:
+            subprocess.run(["umount", "-l", point], capture_output=True, check=False, timeout=30)
 
 
 def _shim_pids(marker: str) -> list[int]:
@@ -159,8 +179,11 @@ class LocalNode:
         kubelet: Path | None = None,
         scheduler: Path | None = None,
         ready_timeout: float = 120.0,
+        csi_drivers: Sequence[str] = (OPENEBS_ZFS_CSI_DRIVER,),
     ) -> None:
         self.plane = plane
+        #: CSI drivers the node must have registered (its CSINode lists them) to be ready.
+        self.csi_drivers = tuple(csi_drivers)
         self.dir = plane.state_dir / "node"
         self.kubelet_bin = kubelet
         self.scheduler_bin = scheduler
@@ -183,7 +206,7 @@ class LocalNode:
     @property
     def kubelet_root(self) -> Path:
         """The kubelet's ``--root-dir`` (pods' volumes, plugin registration, ...)."""
-        return self.dir / "kubelet"
+        return kubelet_root(self.plane.state_dir)
 
     @property
     def _state_file(self) -> Path:
@@ -221,10 +244,10 @@ class LocalNode:
         began = time.monotonic()
         node_preflight(self.kubelet_bin, self.scheduler_bin)
         assert self.kubelet_bin is not None and self.scheduler_bin is not None
-        if len(str(self.containerd_socket)) > _MAX_SOCKET_PATH:
+        if len(str(self.containerd_socket)) > MAX_SOCKET_PATH:
             raise NodeUnavailableError(
                 f"state dir {self.plane.state_dir} is too long for unix sockets (keep it under "
-                f"{_MAX_SOCKET_PATH - 30} characters)"
+                f"{MAX_SOCKET_PATH - 30} characters)"
             )
         # A previous run that died without `stop` may have left mounts and processes.
         self._sweep()
@@ -480,13 +503,29 @@ class LocalNode:
                     raise NodeUnavailableError(
                         f"{proc.name} exited: {self._reason(proc)} (log {proc.log_path})"
                     )
-            if self._node_ready(kube):
+            if self._node_ready(kube) and not self._unregistered_drivers(kube):
                 return
             time.sleep(0.25)
+        if self._node_ready(kube):
+            missing = ", ".join(self._unregistered_drivers(kube))
+            raise NodeUnavailableError(
+                f"node {NODE_NAME}: CSI driver {missing} not registered with the kubelet after "
+                f"{self.ready_timeout:.0f}s (CSINode {NODE_NAME} does not list it; logs "
+                f"{kubelet.log_path} and the driver's)"
+            )
         raise NodeUnavailableError(
             f"node {NODE_NAME} not Ready and schedulable after {self.ready_timeout:.0f}s: "
             f"{self._reason(kubelet)} (log {kubelet.log_path})"
         )
+
+    def _unregistered_drivers(self, kube: Kube) -> list[str]:
+        """The wanted CSI drivers the node's CSINode does not list yet."""
+        try:
+            csi_node = kube.client.get(_csi_node_resource(), NODE_NAME)
+        except Exception:  # the kubelet creates it on registering the first plugin
+            return list(self.csi_drivers)
+        listed = {d.name for d in (csi_node.spec.drivers or [])}
+        return [d for d in self.csi_drivers if d not in listed]
 
     @staticmethod
     def _reason(proc: ManagedProcess) -> str:
@@ -579,15 +618,8 @@ class LocalNode:
         for pid in _shim_pids(marker):
             if not stop_pid(pid, marker, timeout=5.0):
                 left.append(f"process {pid}")
-        for point in _mounts_under(self.dir):
-            result = subprocess.run(
-                ["umount", point], capture_output=True, text=True, check=False, timeout=30
-            )
-            if result.returncode != 0:
-                subprocess.run(
-                    ["umount", "-l", point], capture_output=True, check=False, timeout=30
-                )
-        if _mounts_under(self.dir):
+        unmount_all(mount_points_under(self.dir))
+        if mount_points_under(self.dir):
             left.append(f"mounts under {self.dir}")
         netns = self.dir / "containerd" / "state" / "io.containerd.grpc.v1.cri"
         for path in sorted(netns.glob("netns/*")) if netns.is_dir() else []:
@@ -609,6 +641,12 @@ def _node_resource() -> Any:
     from lightkube.resources.core_v1 import Node  # noqa: PLC0415
 
     return Node
+
+
+def _csi_node_resource() -> Any:
+    from lightkube.resources.storage_v1 import CSINode  # noqa: PLC0415
+
+    return CSINode
 
 
 def pids_alive(pids: list[int]) -> list[int]:

@@ -4,13 +4,17 @@
 
 * a zfs-fuse pool on a sparse file in the state directory (:mod:`localcluster.zfs_pool`);
 * the ZFS CSI driver double (:mod:`localcluster.zfs_csi`) on the unix socket
-  ``<state-dir>/csi/zfs.csi.openebs.io/csi.sock``;
+  ``<state-dir>/csi/zfs.csi.openebs.io/csi.sock``, registered with the local node's kubelet
+  through its own registration socket in the kubelet's ``plugins_registry`` dir (what
+  node-driver-registrar does upstream), and its CSIDriver object as OpenEBS's chart makes it;
 * the real csi-provisioner and csi-snapshotter sidecars on that socket, and the real
   snapshot-controller, each with its own client certificate (so the audit log names it);
 * the real VolumeSnapshot CRDs of the external-snapshotter release the toolchain pins.
 
 Every process is started and stopped by pid (pidfiles in ``<state-dir>/run``); everything
-talks over loopback or unix sockets.
+talks over loopback or unix sockets. ``stop`` also unmounts what the driver's NodePublish
+left mounted in the kubelet's pod dirs (a kubelet that died before unpublishing), so the
+pool can be exported.
 """
 
 from __future__ import annotations
@@ -24,14 +28,21 @@ from pathlib import Path
 from typing import Final
 
 import yaml
+from lightkube import ApiError, Client
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.models.storage_v1 import CSIDriverSpec
+from lightkube.resources.storage_v1 import CSIDriver
 
 from components.config import load_stack_file, validate_config
-from components.constants import OPENEBS_NAMESPACE
+from components.constants import OPENEBS_NAMESPACE, OPENEBS_ZFS_CSI_DRIVER
 from localcluster.controlplane import CONTEXT, STORAGE, LocalControlPlane
 from localcluster.kube import is_conflict, meta
+from localcluster.node import MAX_SOCKET_PATH, kubelet_root, unmount_all
 from localcluster.processes import ManagedProcess
 from localcluster.toolchain import ToolchainMissingError
-from localcluster.zfs_pool import ZfsPool
+from localcluster.zfs_csi import registration_socket
+from localcluster.zfs_csi.mounts import mounts_under, parse_mountinfo
+from localcluster.zfs_pool import StorageUnavailableError, ZfsPool
 
 __all__ = [
     "DEFAULT_NODE",
@@ -61,6 +72,7 @@ class StorageBinaries:
         self.snapshot_controller = _env_path("SNAPSHOT_CONTROLLER_BIN", "snapshot-controller")
         self.crd_dir = _env_path("VOLUME_SNAPSHOT_CRD_DIR", "external-snapshotter")
         self.csi_pb = _env_path("CSI_PB_PYTHONPATH", "csi-spec")
+        self.registration_pb = _env_path("PLUGIN_REGISTRATION_PB_PYTHONPATH", "csi-spec")
 
 
 def _env_path(variable: str, tool: str) -> Path:
@@ -103,7 +115,9 @@ class LocalStorage:
         self.state_dir = plane.state_dir
         self.node = node
         self.pool = ZfsPool(self.state_dir, pool)
-        self.socket = self.state_dir / "csi" / "zfs.csi.openebs.io" / "csi.sock"
+        self.socket = self.state_dir / "csi" / OPENEBS_ZFS_CSI_DRIVER / "csi.sock"
+        #: The kubelet's plugin watcher dir, where the driver registers itself.
+        self.plugin_registry = kubelet_root(self.state_dir) / "plugins_registry"
         self._binaries = binaries
         self._processes: dict[str, ManagedProcess] = {}
 
@@ -154,6 +168,7 @@ class LocalStorage:
         if role == "zfs-csi-driver":
             env["PYTHONPATH"] = str(REPO)
             env["CSI_PB_PYTHONPATH"] = str(binaries.csi_pb)
+            env["PLUGIN_REGISTRATION_PB_PYTHONPATH"] = str(binaries.registration_pb)
             # zfs and zpool live in /sbin, which a non-login PATH may lack.
             env["PATH"] += ":/sbin:/usr/sbin"
             argv = [
@@ -164,6 +179,7 @@ class LocalStorage:
                 kubeconfig,
                 f"--node-id={self.node}",
                 f"--namespace={OPENEBS_NAMESPACE}",
+                f"--plugin-registry-dir={self.plugin_registry}",
                 # The marker that lets stop() tell our pid from a recycled one.
                 f"--state-dir={self.state_dir}",
             ]
@@ -220,14 +236,16 @@ class LocalStorage:
         )
 
     def install_crds(self, binaries: StorageBinaries) -> list[str]:
-        """Create or update the release's VolumeSnapshot CRDs (over any fixture), and the
-        OpenEBS namespace the driver keeps its objects in (the chart's install makes it; the
-        local stack has ``storage.install: false``, so this stands for that install)."""
+        """Create or update the release's VolumeSnapshot CRDs (over any fixture); create the
+        OpenEBS namespace the driver keeps its objects in and the driver's CSIDriver object
+        (the chart's install makes both; the local stack has ``storage.install: false``, so
+        this stands for that install)."""
         kube = self.plane.kube("harness")
         kube.ensure(
             "Namespace",
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPENEBS_NAMESPACE}},
         )
+        self._ensure_csi_driver(kube.client)
         names = []
         for path in sorted(binaries.crd_dir.glob("snapshot.storage.k8s.io_*.yaml")):
             for doc in yaml.safe_load_all(path.read_text()):
@@ -249,6 +267,23 @@ class LocalStorage:
                     )
         return names
 
+    @staticmethod
+    def _ensure_csi_driver(client: Client) -> None:
+        # As deploy/helm/charts/templates/csidriver.yaml (zfs-localpv develop d52f9a9) has
+        # it: no VolumeAttachment, no pod info, and no fsGroupPolicy, so the API server's
+        # default ReadWriteOnceWithFSType: the kubelet applies a pod's fsGroup to a
+        # ReadWriteOnce volume whose PV names an fsType (csi-provisioner copies the class's
+        # `fstype: zfs`). storageCapacity is false here: the double publishes no capacity.
+        driver = CSIDriver(
+            metadata=ObjectMeta(name=OPENEBS_ZFS_CSI_DRIVER),
+            spec=CSIDriverSpec(attachRequired=False, podInfoOnMount=False, storageCapacity=False),
+        )
+        try:
+            client.create(driver)
+        except ApiError as exc:
+            if not is_conflict(exc):
+                raise
+
     def _wait_socket(self, proc: ManagedProcess, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -265,6 +300,12 @@ class LocalStorage:
     def start(self, *, detached: bool = False) -> LocalStorage:
         """Pool, CRDs, the driver (ready on its socket), then the controllers and sidecars."""
         binaries = self._binaries or find_storage_binaries()
+        registration = registration_socket(self.plugin_registry)
+        if len(str(registration)) > MAX_SOCKET_PATH:
+            raise StorageUnavailableError(
+                f"state dir {self.state_dir} is too long for the driver's registration socket "
+                f"{registration} (unix sockets: at most {MAX_SOCKET_PATH} characters)"
+            )
         self.pool.ensure()
         try:
             self._write_kubeconfigs()
@@ -286,6 +327,15 @@ class LocalStorage:
             raise
         return self
 
+    def _sweep_publications(self) -> None:
+        """Unmount the pool's datasets from the kubelet's dirs: NodePublish's bind mounts
+        that no NodeUnpublish removed (the node stops its pods first, so normally none)."""
+        mounts = parse_mountinfo(Path("/proc/self/mountinfo").read_text())
+        ours = {m.point for m in mounts if m.source.startswith(self.pool.name + "/")}
+        left = [p for p in mounts_under(mounts, kubelet_root(self.state_dir)) if p in ours]
+        if left:
+            unmount_all(left)
+
     def status(self) -> dict[str, bool]:
         """Component -> running (the pool counts as running while imported)."""
         states = {role: self._process(role).alive() for role in _ORDER}
@@ -302,6 +352,7 @@ class LocalStorage:
                 survivors.append(role)
         if survivors:
             raise RuntimeError(f"could not stop: {', '.join(survivors)}")
+        self._sweep_publications()
         if not self.pool.image.exists():
             return  # no pool was made here (e.g. `up` failed its preflight): nothing to export
         if destroy:

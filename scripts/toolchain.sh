@@ -14,7 +14,8 @@
 #                                   csi-provisioner external-snapshotter
 #                                   (snapshot-controller, csi-snapshotter and
 #                                   the VolumeSnapshot CRDs) csi-spec (the
-#                                   ZFS driver double's Python gRPC code)
+#                                   ZFS driver double's Python gRPC code: CSI
+#                                   and the kubelet's plugin registration)
 #                                   zfs-fuse (Debian package, needs root)
 #
 # Versions come from pyproject.toml alone (scripts/toolchain/pins.py reads
@@ -49,7 +50,7 @@ if [[ ${1:-} == env ]]; then
     shift
 fi
 if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-    sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 0
 fi
 tools=("$@")
@@ -471,6 +472,30 @@ from csi_pb import csi_pb2, csi_pb2_grpc; print('csi.proto services:', \
 ', '.join(csi_pb2.DESCRIPTOR.services_by_name))"
 }
 
+# The kubelet's plugin registration API (pluginregistration v1), which the
+# driver double serves itself in place of node-driver-registrar: the proto of
+# the k8s.io/kubelet module at the pinned kubernetes release (v0.<minor>.<patch>).
+KUBELET_MODULE=k8s.io/kubelet
+PLUGIN_REGISTRATION_PROTO=pkg/apis/pluginregistration/v1/api.proto
+
+build_plugin_registration() {
+    local work=$1 src
+    src=$(module_dir "$KUBELET_MODULE" "v0.${PIN_KUBERNETES#*.}")
+    [[ -x $ROOT/.venv/bin/python ]] || { echo "no .venv: run make deps first"; return 1; }
+    mkdir -p "$work/out/python/pluginregistration_pb"
+    cp "$src/$PLUGIN_REGISTRATION_PROTO" "$work/out/api.proto"
+    "$ROOT/.venv/bin/python" -m grpc_tools.protoc -I "$work/out" \
+        --python_out="$work/out/python/pluginregistration_pb" \
+        --grpc_python_out="$work/out/python/pluginregistration_pb" \
+        --pyi_out="$work/out/python/pluginregistration_pb" "$work/out/api.proto"
+    sed -i 's/^import api_pb2 as/from . import api_pb2 as/' \
+        "$work/out/python/pluginregistration_pb/api_pb2_grpc.py"
+    touch "$work/out/python/pluginregistration_pb/__init__.py"
+    "$ROOT/.venv/bin/python" -c "import sys; sys.path.insert(0, '$work/out/python'); \
+from pluginregistration_pb import api_pb2, api_pb2_grpc; print('pluginregistration services:', \
+', '.join(api_pb2.DESCRIPTOR.services_by_name))"
+}
+
 # install_zfs_fuse: Debian's zfs-fuse at the pinned package version.  Not a
 # cache entry: apt installs into the system, and dpkg says what is there.
 install_zfs_fuse() {
@@ -630,6 +655,11 @@ if wanted csi-spec; then
     ensure "$key" "CSI spec v$PIN_CSI_SPEC Python gRPC code" "seconds" build_csi_spec \
         python/csi_pb/csi_pb2.py python/csi_pb/csi_pb2_grpc.py
     exports+=("CSI_PB_PYTHONPATH=$CACHE/$key/python")
+    key=kubelet-pluginregistration-v$PIN_KUBERNETES-grpcio-tools-${grpc_tools:-unpinned}
+    ensure "$key" "kubelet plugin registration v1 ($KUBELET_MODULE v0.${PIN_KUBERNETES#*.}) Python gRPC code" \
+        "seconds" build_plugin_registration \
+        python/pluginregistration_pb/api_pb2.py python/pluginregistration_pb/api_pb2_grpc.py
+    exports+=("PLUGIN_REGISTRATION_PB_PYTHONPATH=$CACHE/$key/python")
 fi
 if wanted zfs-fuse; then
     install_zfs_fuse

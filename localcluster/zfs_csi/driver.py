@@ -1,5 +1,7 @@
 """The ZFS CSI driver double: Identity + Controller services and the node agent, on real ``zfs``.
 
+(The Node service and the kubelet registration are in :mod:`localcluster.zfs_csi.node_service`.)
+
 A TEST DOUBLE of OpenEBS ZFS LocalPV's ``zfs.csi.openebs.io`` (README.md beside this file says
 which upstream files and release it follows). The split is upstream's: the controller
 services only write ``ZFSVolume``/``ZFSSnapshot`` objects and wait for their ``status.state``;
@@ -38,6 +40,8 @@ __all__ = [
     "DriverConfig",
     "IdentityService",
     "NodeAgent",
+    "ObjectApi",
+    "abort",
     "rounded_capacity",
     "zfs_compression",
 ]
@@ -92,7 +96,8 @@ def zfs_compression(requested: str) -> str:
     )
 
 
-def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
+def abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
+    """End the call with ``code`` and ``message`` (logged: the sidecars retry quietly)."""
     log.info("%s: %s", code.name, message)
     context.abort(code, message)
     # abort() raises to end the call; grpc has no type stubs to tell mypy so.
@@ -186,7 +191,7 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):  # type: ignore[misc]
 
     def ValidateVolumeCapabilities(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         if self.api.get("ZFSVolume", request.volume_id.lower()) is None:
-            return _abort(context, grpc.StatusCode.NOT_FOUND, f"volume {request.volume_id}")
+            return abort(context, grpc.StatusCode.NOT_FOUND, f"volume {request.volume_id}")
         return csi_pb2.ValidateVolumeCapabilitiesResponse(
             confirmed=csi_pb2.ValidateVolumeCapabilitiesResponse.Confirmed(
                 volume_capabilities=request.volume_capabilities
@@ -197,13 +202,13 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):  # type: ignore[misc]
 
     def CreateVolume(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         if not request.name:
-            return _abort(
+            return abort(
                 context,
                 grpc.StatusCode.INVALID_ARGUMENT,
                 "failed to handle create volume request: missing volume name",
             )
         if not request.volume_capabilities:
-            return _abort(
+            return abort(
                 context,
                 grpc.StatusCode.INVALID_ARGUMENT,
                 "failed to handle create volume request: missing volume capabilities",
@@ -253,18 +258,18 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):  # type: ignore[misc]
         existing = self.api.get("ZFSVolume", name)
         if existing is not None and meta(existing).get("deletionTimestamp") is None:
             if existing["spec"].get("capacity") != capacity:
-                return _abort(
+                return abort(
                     context, grpc.StatusCode.ALREADY_EXISTS, f"volume {name} already present"
                 )
             if (existing.get("status") or {}).get("state") != "Ready":
-                return _abort(
+                return abort(
                     context, grpc.StatusCode.ABORTED, f"volume {name} request already pending"
                 )
             return str(existing["spec"]["ownerNodeID"])
         fstype = params.get("fstype", "")
         if fstype != "zfs":
             # upstream makes a zvol for every other fstype; zfs-fuse has no zvols.
-            return _abort(
+            return abort(
                 context,
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"fstype {fstype or '(unset: ext4)'} needs a ZVOL, which zfs-fuse (the local "
@@ -274,10 +279,10 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):  # type: ignore[misc]
             try:
                 zfs_compression(params["compression"])
             except ValueError as exc:
-                return _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+                return abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         node = self._wanted_node(request)
         if node is None:
-            return _abort(
+            return abort(
                 context,
                 grpc.StatusCode.INTERNAL,
                 "scheduler failed, node list is empty for creating the PV",
@@ -308,20 +313,20 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):  # type: ignore[misc]
     ) -> str:
         source = self.api.get("ZFSVolume", source_id.lower())
         if source is None:
-            return _abort(
+            return abort(
                 context,
                 grpc.StatusCode.NOT_FOUND,
                 f'zfsvolumes.zfs.openebs.io "{source_id}" not found',
             )
         spec = dict(source["spec"])
         if spec.get("poolName") != pool:
-            return _abort(
+            return abort(
                 context,
                 grpc.StatusCode.INTERNAL,
                 f"clone: different pool src pool {spec.get('poolName')} dst pool {pool}",
             )
         if spec.get("capacity") != str(size):
-            return _abort(context, grpc.StatusCode.INTERNAL, "clone: volume size is not matching")
+            return abort(context, grpc.StatusCode.INTERNAL, "clone: volume size is not matching")
         source_name = meta(source)["name"]
         # A PVC->PVC clone snapshots its source under the clone's own name.
         spec["snapname"] = f"{source_name}@{name}"
@@ -334,27 +339,27 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):  # type: ignore[misc]
     ) -> str:
         parts = snapshot_id.split("@")
         if len(parts) != 2:
-            return _abort(
+            return abort(
                 context,
                 grpc.StatusCode.NOT_FOUND,
                 f"snap name is not valid {snapshot_id}, {{invalid snapshot name}}",
             )
         snap = self.api.get("ZFSSnapshot", parts[1])
         if snap is None:
-            return _abort(
+            return abort(
                 context,
                 grpc.StatusCode.NOT_FOUND,
                 f'zfssnapshots.zfs.openebs.io "{parts[1]}" not found',
             )
         spec = dict(snap["spec"])
         if spec.get("poolName") != pool:
-            return _abort(
+            return abort(
                 context,
                 grpc.StatusCode.INTERNAL,
                 f"clone to a different pool src pool {spec.get('poolName')} dst pool {pool}",
             )
         if spec.get("capacity") != str(size):
-            return _abort(context, grpc.StatusCode.INTERNAL, "clone volume size is not matching")
+            return abort(context, grpc.StatusCode.INTERNAL, "clone volume size is not matching")
         spec["snapname"] = snapshot_id.lower()
         body = self._volume_body(name, spec, labels={})
         self._provision(context, body, "not able to provision the clone volume err : ")
@@ -380,9 +385,9 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):  # type: ignore[misc]
                 existing["spec"], existing["status"] = body["spec"], body["status"]
                 self.api.update("ZFSVolume", existing)
             else:
-                _abort(context, grpc.StatusCode.ABORTED, f"volume {name} is being deleted")
+                abort(context, grpc.StatusCode.ABORTED, f"volume {name} is being deleted")
         except ApiError as exc:
-            _abort(context, grpc.StatusCode.INTERNAL, prefix + str(exc))
+            abort(context, grpc.StatusCode.INTERNAL, prefix + str(exc))
         deadline = time.monotonic() + _CREATE_WAIT
         while time.monotonic() < deadline:
             current = self.api.get("ZFSVolume", name)
@@ -392,13 +397,13 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):  # type: ignore[misc]
             if state == "Failed":
                 # upstream deletes the object of a failed provisioning and reports the error.
                 self.api.delete("ZFSVolume", name)
-                _abort(context, grpc.StatusCode.INTERNAL, prefix + "zfs: volume creation failed")
+                abort(context, grpc.StatusCode.INTERNAL, prefix + "zfs: volume creation failed")
             time.sleep(0.1)
-        _abort(context, grpc.StatusCode.INTERNAL, prefix + "zfs: vol creation timeout reached")
+        abort(context, grpc.StatusCode.INTERNAL, prefix + "zfs: vol creation timeout reached")
 
     def DeleteVolume(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         if not request.volume_id:
-            return _abort(
+            return abort(
                 context,
                 grpc.StatusCode.INVALID_ARGUMENT,
                 "failed to handle delete volume request: missing volume id",
@@ -408,7 +413,7 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):  # type: ignore[misc]
         if volume is None or meta(volume).get("deletionTimestamp") is not None:
             return csi_pb2.DeleteVolumeResponse()
         if (volume.get("status") or {}).get("state") != "Ready":
-            return _abort(
+            return abort(
                 context, grpc.StatusCode.INTERNAL, "can not delete, volume creation is in progress"
             )
         # Deleting the object is all the controller does: the node agent destroys the
@@ -422,7 +427,7 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):  # type: ignore[misc]
         snap_name = request.name.lower()
         volume_id = request.source_volume_id.lower()
         if not snap_name or not volume_id:
-            return _abort(
+            return abort(
                 context,
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"CreateSnapshot error invalid request {volume_id}: {snap_name}",
@@ -431,7 +436,7 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):  # type: ignore[misc]
         if snap is not None:
             owner = (meta(snap).get("labels") or {}).get(OPENEBS_PERSISTENT_VOLUME_LABEL)
             if owner != volume_id:
-                return _abort(
+                return abort(
                     context,
                     grpc.StatusCode.ALREADY_EXISTS,
                     f"CreateSnapshot error snapshot {snap_name} already exist for different "
@@ -440,7 +445,7 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):  # type: ignore[misc]
         else:
             volume = self.api.get("ZFSVolume", volume_id)
             if volume is None:
-                return _abort(
+                return abort(
                     context,
                     grpc.StatusCode.NOT_FOUND,
                     f"CreateSnapshot not able to get volume {volume_id}: {snap_name}",
@@ -459,7 +464,7 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):  # type: ignore[misc]
             try:
                 snap = self.api.create("ZFSSnapshot", body)
             except ApiError as exc:
-                return _abort(
+                return abort(
                     context,
                     grpc.StatusCode.INTERNAL,
                     f"failed to handle CreateSnapshotRequest for {volume_id}: {snap_name}, "
@@ -486,7 +491,7 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):  # type: ignore[misc]
 
     def DeleteSnapshot(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         if not request.snapshot_id:
-            return _abort(
+            return abort(
                 context, grpc.StatusCode.INVALID_ARGUMENT, "DeleteSnapshot: empty snapshotID"
             )
         parts = request.snapshot_id.split("@")

@@ -1,8 +1,8 @@
 """Set-up shared by the node e2e tests and the node benchmark: a runner pod and its hook's view.
 
 The runner pod is what the scale set chart renders in kubernetes mode (hook env, template
-ConfigMap mounted as a directory, the chart's kube-mode Role), with its ``work`` claim bound to
-a ``local`` PersistentVolume the kubelet bind-mounts itself (no CSI driver needed).
+ConfigMap mounted as a directory, the chart's kube-mode Role, the ``work`` ephemeral volume of
+the local stack's ZFS class, which the CSI driver double's Node service mounts).
 """
 
 from __future__ import annotations
@@ -15,15 +15,17 @@ from typing import Any, TypeVar
 
 import pytest
 import yaml
+from lightkube import ApiError
 from lightkube.resources.rbac_authorization_v1 import Role, RoleBinding
 
 from components import constants as c
+from components.config import load_stack_file, validate_config
 from components.hook_template import hook_template_yaml
 from localcluster import hook_double
 from localcluster.arc_double import ArcControllerDouble
 from localcluster.controlplane import LocalControlPlane
 from localcluster.harness import LocalCluster
-from localcluster.kube import Kube
+from localcluster.kube import Kube, is_conflict
 from localcluster.node import NODE_NAME, LocalNode, NodeUnavailableError
 
 __all__ = [
@@ -31,9 +33,11 @@ __all__ = [
     "hook_view",
     "local_claim",
     "local_stack_config",
+    "local_storage_class",
     "node_cluster",
     "runner_pod",
     "wait_for",
+    "zfs_storage_class",
 ]
 
 T = TypeVar("T")
@@ -112,19 +116,58 @@ def local_claim(kube: Kube, node: LocalNode, namespace: str, claim: str, path: P
     })  # fmt: skip
 
 
+def local_storage_class() -> str:
+    """The local stack's cache StorageClass on the node (Pulumi.local.yaml's storage config)."""
+    return validate_config(load_stack_file(REPO / "Pulumi.local.yaml")).storage.storage_class_for(
+        NODE_NAME
+    )
+
+
+def zfs_storage_class(kube: Kube, pool: str) -> str:
+    """For a cluster without the program: the class the program makes on the node (ZFS
+    datasets of ``pool`` via the driver double, ``shared: yes``), named as the local stack's."""
+    name = local_storage_class()
+    kube.ensure("StorageClass", {
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {"name": name},
+        "provisioner": c.OPENEBS_ZFS_CSI_DRIVER,
+        "parameters": {"poolname": pool, "fstype": "zfs", "shared": "yes"},
+        "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate",
+        "allowedTopologies": [{"matchLabelExpressions": [
+            {"key": c.OPENEBS_NODE_TOPOLOGY_KEY, "values": [NODE_NAME]}]}],
+    })  # fmt: skip
+    return name
+
+
+def _ensure(kube: Kube, resource: Any) -> None:
+    try:
+        kube.client.create(resource)
+    except ApiError as exc:
+        if not is_conflict(exc):
+            raise
+
+
 def runner_pod(
-    kube: Kube, node: LocalNode, namespace: str, template: dict[str, Any], name: str = "runner-e2e"
+    kube: Kube,
+    node: LocalNode,
+    namespace: str,
+    template: dict[str, Any],
+    *,
+    name: str = "runner-e2e",
+    work_class: str | None = None,
 ) -> str:
-    """A runner pod as the scale set chart renders one in kubernetes mode, with a local work PV."""
+    """A runner pod as the scale set chart renders one in kubernetes mode.
+
+    Its ``work`` volume is the chart's ephemeral volume (``kubernetesModeWorkVolumeClaim``) of
+    ``work_class`` (default: the local stack's ZFS class, as Pulumi.local.yaml sets it), so
+    the claim ``<runner>-work`` the hook shares with the job pod is a ZFS dataset mounted by
+    the CSI driver double. Several runners may share a namespace (one template each).
+    """
     runner = name
-    work = node.dir / "local-pvs" / f"{namespace}-work"
-    work.mkdir(parents=True)
-    work.chmod(0o777)
-    kube.create("ServiceAccount", {"apiVersion": "v1", "kind": "ServiceAccount",
+    kube.ensure("ServiceAccount", {"apiVersion": "v1", "kind": "ServiceAccount",
                                    "metadata": {"name": "kube-mode", "namespace": namespace}})  # fmt: skip
-    rbac: Any = kube.client
     # The chart's <name>-gha-rs-kube-mode Role (hook 0.7's requiredPermissions).
-    rbac.create(Role.from_dict({
+    _ensure(kube, Role.from_dict({
         "metadata": {"name": "kube-mode", "namespace": namespace},
         "rules": [
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "create", "delete"]},
@@ -134,23 +177,27 @@ def runner_pod(
             {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "create", "delete"]},
         ],
     }))  # fmt: skip
-    rbac.create(RoleBinding.from_dict({
+    _ensure(kube, RoleBinding.from_dict({
         "metadata": {"name": "kube-mode", "namespace": namespace},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "kube-mode"},
         "subjects": [{"kind": "ServiceAccount", "name": "kube-mode", "namespace": namespace}],
     }))  # fmt: skip
-    local_claim(kube, node, namespace, f"{runner}-work", work)
+    config_map = f"{runner}-hook-template"
     kube.create("ConfigMap", {
         "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "hook-template", "namespace": namespace},
+        "metadata": {"name": config_map, "namespace": namespace},
         "data": {c.HOOK_TEMPLATE_KEY: hook_template_yaml(template)},
     })  # fmt: skip
+    work_claim = {"accessModes": ["ReadWriteOnce"],
+                  "storageClassName": work_class or local_storage_class(),
+                  "resources": {"requests": {"storage": "1Gi"}}}  # fmt: skip
     kube.create("Pod", {
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": runner, "namespace": namespace},
         "spec": {
             "serviceAccountName": "kube-mode",
             "restartPolicy": "Never",
+            "nodeSelector": {"kubernetes.io/hostname": NODE_NAME},
             "securityContext": {"runAsNonRoot": True, "runAsUser": c.RUNNER_UID,
                                 "runAsGroup": c.RUNNER_GID, "fsGroup": c.RUNNER_GID,
                                 "seccompProfile": {"type": "RuntimeDefault"}},
@@ -170,8 +217,8 @@ def runner_pod(
                 ],
             }],
             "volumes": [
-                {"name": "work", "persistentVolumeClaim": {"claimName": f"{runner}-work"}},
-                {"name": c.HOOK_TEMPLATE_VOLUME, "configMap": {"name": "hook-template"}},
+                {"name": "work", "ephemeral": {"volumeClaimTemplate": {"spec": work_claim}}},
+                {"name": c.HOOK_TEMPLATE_VOLUME, "configMap": {"name": config_map}},
             ],
         },
     })  # fmt: skip

@@ -1,9 +1,9 @@
 """The local node: pods really run on a kubelet (containerd + runc, CNI bridge), as users' will.
 
 One cluster with a node (``LocalCluster(node=True)``) and the ARC controller double for the
-module. Storage-independent: the runner's ``work`` claim here is a ``local`` PersistentVolume
-(bind-mounted by the kubelet itself); the ZFS clone mounts need the CSI driver double's Node
-service (tests/e2e/test_node_clones.py once it exists).
+module. The runner's ``work`` claim is a ZFS dataset of the local stack's class, mounted by the
+CSI driver double's Node service; the caches' clones in job pods are
+tests/e2e/test_node_storage.py's.
 """
 
 from __future__ import annotations
@@ -32,10 +32,11 @@ from localcluster.arc_double import (
     listener_name,
     request_runners,
 )
+from localcluster.crds import install_arc_crds
 from localcluster.harness import LocalCluster
 from localcluster.images import CONTROLLER_IMAGE, JOB_IMAGE, SERVICE_IMAGE
 from localcluster.kube import Kube, meta
-from localcluster.node import NODE_NAME, LocalNode, _mounts_under
+from localcluster.node import NODE_NAME, LocalNode, mount_points_under
 from policy.arc_policy.hook_merge import job_pod_name
 from tests.e2e import node_env
 from tests.e2e.node_env import RESTRICTED_CONTAINER, hook_view, runner_pod
@@ -56,6 +57,9 @@ def wait_for(what: str, check: Callable[[], T | None], timeout: float = 90.0) ->
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     with node_env.node_cluster(tmp_path_factory.mktemp("node-cluster")) as cluster:
+        node_env.zfs_storage_class(cluster.kube(), cluster.storage.pool.name)
+        # No controller chart here: its CRDs, for the ARC double's objects.
+        install_arc_crds(cluster.kube())
         yield cluster
 
 
@@ -429,19 +433,34 @@ def test_service_container_with_a_template_entry_runs_under_restricted(
 # --- teardown ---------------------------------------------------------------------------------
 
 
-def test_down_leaves_no_container_mount_netns_device_or_process(tmp_path: Path) -> None:
-    with LocalCluster(tmp_path / "c", node=True) as cluster:
+def test_down_leaves_no_container_mount_netns_device_or_process(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # A short state dir: the driver's registration socket lies deep in it (unix socket paths
+    # are at most 107 bytes), and the test's own tmp_path is too long for it.
+    with LocalCluster(tmp_path_factory.mktemp("down"), node=True) as cluster:
         assert cluster.node is not None
         node = cluster.node
         ns = "leftovers"
         cluster.kube().create("Namespace", {"apiVersion": "v1", "kind": "Namespace",
                                             "metadata": {"name": ns, "labels": RESTRICTED}})  # fmt: skip
         wait_for("sa", lambda: cluster.kube().get("ServiceAccount", "default", ns))
-        cluster.kube().create("Pod", script_pod(ns, "sleeper", "sleep 600"))
+        # With a ZFS volume: stop unpublishes it (the pod's deletion) before the pool goes.
+        volume_class = node_env.zfs_storage_class(cluster.kube(), cluster.storage.pool.name)
+        claim = {"accessModes": ["ReadWriteOnce"], "storageClassName": volume_class,
+                 "resources": {"requests": {"storage": "1Gi"}}}  # fmt: skip
+        sleeper = script_pod(
+            ns, "sleeper", "sleep 600",
+            volumes=[{"name": "data", "ephemeral": {"volumeClaimTemplate": {"spec": claim}}}],
+        )  # fmt: skip
+        sleeper["spec"]["containers"][0]["volumeMounts"] = [{"name": "data", "mountPath": "/data"}]
+        cluster.kube().create("Pod", sleeper)
         wait_phase(cluster.client(), ns, "sleeper", "Running")
-        assert _mounts_under(node.dir)  # rootfs, shm, netns, token volumes
+        # rootfs, shm, netns, token volumes, the ZFS volume's bind mount
+        published = [p for p in mount_points_under(node.dir) if "kubernetes.io~csi" in p]
+        assert len(published) == 1
         bridge, marker = node.bridge, str(cluster.state_dir)
-    assert not _mounts_under(cluster.state_dir)
+    assert not mount_points_under(cluster.state_dir)
     assert not Path(f"/sys/class/net/{bridge}").exists()
     assert not list((node.dir / "containerd" / "state").glob("io.containerd.grpc.v1.cri/netns/*"))
     ours = [

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-import yaml
 from lightkube import ApiError, Client
 from lightkube.resources.core_v1 import Pod
 
@@ -24,7 +23,7 @@ from localcluster.arc_double import (
 )
 from localcluster.harness import LocalCluster
 from tests.e2e import node_env
-from tests.e2e.pulumi_cli import ROOT, PulumiProject
+from tests.e2e.pulumi_cli import PulumiProject
 
 pytestmark = pytest.mark.e2e
 
@@ -34,15 +33,6 @@ TOKEN = "ghp_e2eNodeStackToken0123456789abcdef"
 
 def wait_for(what: str, check: Callable[[], T | None], timeout: float = 120.0) -> T:
     return node_env.wait_for(what, check, timeout, interval=0.25)
-
-
-def local_stack_config(pool: str) -> dict[str, Any]:
-    """The local stack's config on ``pool`` (the cluster's, named per process)."""
-    document = yaml.safe_load((ROOT / "Pulumi.local.yaml").read_text())
-    config = {k.partition(":")[2]: v for k, v in document["config"].items()}
-    del config["github"]["credentials"]["token"]
-    config["storage"]["poolName"] = pool
-    return config
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +47,7 @@ def stack(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> It
         tmp_path_factory.mktemp("node-stack-program"), Path(cluster.kubeconfig), stack="local"
     )
     project.set_config(
-        local_stack_config(cluster.storage.pool.name), {"github.credentials.token": TOKEN}
+        node_env.local_stack_config(cluster.storage.pool.name), {"github.credentials.token": TOKEN}
     )
     project.up()
     yield project
@@ -92,7 +82,7 @@ def test_controller_and_every_listener_pod_run(cluster: LocalCluster, stack: Any
     )
     sets = [a.to_dict() for a in client.list(AutoscalingRunnerSet, namespace="*")]
     assert sorted(a["metadata"]["name"] for a in sets) == sorted(
-        local_stack_config(cluster.storage.pool.name)["scaleSets"]
+        node_env.local_stack_config(cluster.storage.pool.name)["scaleSets"]
     )
     for ars in sets:
         name = listener_name(ars)
@@ -111,7 +101,7 @@ def test_runner_pod_on_request_is_admitted_and_placed_on_the_cache_node(
     cluster: LocalCluster, stack: Any
 ) -> None:
     client = cluster.client()
-    namespace = local_stack_config(cluster.storage.pool.name)["scaleSets"]["local-gcc12"][
+    namespace = node_env.local_stack_config(cluster.storage.pool.name)["scaleSets"]["local-gcc12"][
         "namespace"
     ]
     wait_for(
