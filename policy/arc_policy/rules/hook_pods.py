@@ -92,7 +92,6 @@ _FS_INIT_FIX: Final = (
 class HookPods:
     """The pods one scale set's hook creates, and the namespace they land in."""
 
-    runner: RunnerPod
     hook: HookVersion
     namespace: str
     #: The job pod and the step pod.
@@ -173,7 +172,7 @@ def hook_pods(
     )
     namespace = env.get(ENV_JOB_NAMESPACE) or runner.namespace
     unchecked = template is None and runner.mode != CONTAINER_MODE_KUBERNETES
-    return HookPods(runner, hook, namespace, pods, unchecked)
+    return HookPods(hook, namespace, pods, unchecked)
 
 
 def _fs_init_path(hook: HookVersion) -> str:
