@@ -5,7 +5,7 @@ Version pins, label keys, mount paths and object names live here and nowhere els
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal
 
 __all__ = [
     "ANNOTATION_POD_SECURITY_REASON",
@@ -52,6 +52,7 @@ __all__ = [
     "MIN_RUNNER_VERSION",
     "NOVOLUME_HOOK_ENTRYPOINT",
     "NOVOLUME_HOOK_FS_GROUP",
+    "NOVOLUME_HOOK_INIT_CONTAINER",
     "OPENEBS_NAMESPACE",
     "OPENEBS_NODE_TOPOLOGY_KEY",
     "OPENEBS_PERSISTENT_VOLUME_LABEL",
@@ -79,6 +80,7 @@ __all__ = [
     "SNAPSHOT_API_VERSION",
     "SYSTEM_CA_DIR",
     "ZFS_API_VERSION",
+    "ContainerMode",
     "builder_volume_name",
     "cache_storage_class",
     "controller_service_account_name",
@@ -159,14 +161,17 @@ RUNNER_GID: Final = 123
 JOB_UID: Final = RUNNER_UID
 JOB_GID: Final = RUNNER_GID
 #: Container modes of the gha-runner-scale-set chart that run jobs in separate pods.
-CONTAINER_MODE_KUBERNETES: Final = "kubernetes"
-CONTAINER_MODE_NOVOLUME: Final = "kubernetes-novolume"
+ContainerMode = Literal["kubernetes", "kubernetes-novolume"]
+CONTAINER_MODE_KUBERNETES: Final[ContainerMode] = "kubernetes"
+CONTAINER_MODE_NOVOLUME: Final[ContainerMode] = "kubernetes-novolume"
 #: Hook 0.7 (shared work volume) entry point in the runner image.
 HOOK_ENTRYPOINT: Final = "/home/runner/k8s/index.js"
 #: Hook 0.8 (no work volume: the workspace is copied in) entry point in the runner image.
 NOVOLUME_HOOK_ENTRYPOINT: Final = "/home/runner/k8s-novolume/index.js"
 #: Hook 0.8 sets this fsGroup on its job pods (createJobPod) and runs fs-init as uid/gid 1001.
 NOVOLUME_HOOK_FS_GROUP: Final = 1001
+#: Hook 0.8's init container in every job pod (createJobPod): restricted rejects it.
+NOVOLUME_HOOK_INIT_CONTAINER: Final = "fs-init"
 RUNNER_WORK_DIR: Final = "/home/runner/_work"
 #: Runner env the hooks read (actions/runner v2.336.0 and runner-container-hooks v0.7.0).
 ENV_CONTAINER_HOOKS: Final = "ACTIONS_RUNNER_CONTAINER_HOOKS"

@@ -197,6 +197,7 @@ class RunnerScaleSet(pulumi.ComponentResource):
                 image_pull_secrets=args.images.pull_secrets,
                 github_ca_config_map=ca_config_map,
                 use_kube_scheduler=cfg.use_kube_scheduler,
+                container_mode=cfg.container_mode,
             )
 
         self.values = pulumi.Output.all(

@@ -25,7 +25,52 @@ def cross_reference_problems(
     problems: list[ConfigProblem] = []
     for name, scale_set in scale_sets.items():
         problems.extend(_scale_set_problems(caches, name, scale_set, builders))
+        problems.extend(_container_mode_problems(name, scale_set, scale_sets))
     return problems
+
+
+def _container_mode_problems(
+    name: str, scale_set: ScaleSetConfig, scale_sets: Mapping[str, ScaleSetConfig]
+) -> Iterator[ConfigProblem]:
+    """What ``kubernetes-novolume`` (hook 0.8) cannot have.
+
+    Hook 0.8's job pod has an ``fs-init`` init container that sets only runAsUser/runAsGroup
+    (runner-container-hooks v0.8.1 ``createJobPod``), so Pod Security ``restricted`` rejects
+    every job pod; a template ``initContainers`` would replace it wholesale, dropping the
+    workspace set-up. A namespace enforces ``baseline`` as soon as one of its scale sets asks
+    for it (``StackConfig.namespace_pod_security``), else ``restricted``.
+    """
+    if scale_set.container_mode != c.CONTAINER_MODE_NOVOLUME:
+        return
+    path = f"scaleSets.{name}"
+    baseline = any(
+        config.namespace == scale_set.namespace and config.pod_security.level == "baseline"
+        for config in scale_sets.values()
+    )
+    if not baseline:
+        yield ConfigProblem(
+            f"{path}.containerMode",
+            f"is {c.CONTAINER_MODE_NOVOLUME} but namespace {scale_set.namespace!r} enforces Pod "
+            "Security restricted (no scale set in it sets podSecurity.level baseline): hook 0.8 "
+            f"gives every job pod an {c.NOVOLUME_HOOK_INIT_CONTAINER!r} init container without "
+            "allowPrivilegeEscalation: false or capabilities drop ALL, which restricted rejects",
+            f"{path}.podSecurity: {{level: baseline, reason: ...}}, or containerMode: "
+            f"{c.CONTAINER_MODE_KUBERNETES}",
+        )
+    if scale_set.use_kube_scheduler:
+        yield ConfigProblem(
+            f"{path}.useKubeScheduler",
+            f"is a hook 0.7 setting; with containerMode {c.CONTAINER_MODE_NOVOLUME} (hook 0.8) "
+            "the scheduler always places job pods",
+            "remove useKubeScheduler",
+        )
+    if "work_volume" in scale_set.model_fields_set:
+        yield ConfigProblem(
+            f"{path}.workVolume",
+            f"is set but containerMode {c.CONTAINER_MODE_NOVOLUME} has no work volume (hook 0.8 "
+            "copies the workspace into the job pod)",
+            "remove workVolume",
+        )
 
 
 def _scale_set_problems(

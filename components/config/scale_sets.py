@@ -83,7 +83,7 @@ class PodSecurityConfig(ConfigModel):
 
 
 class ScaleSetConfig(ConfigModel):
-    """One runner scale set (gha-runner-scale-set release) in kubernetes container mode."""
+    """One runner scale set (gha-runner-scale-set release) in a kubernetes container mode."""
 
     namespace: DnsLabel = Field(
         description="namespace of runner and job pods",
@@ -123,11 +123,19 @@ class ScaleSetConfig(ConfigModel):
         description="pinned runner image (2.329.0 or newer: it ships runner-container-hooks 0.7 "
         "at /home/runner/k8s)",
     )
+    container_mode: c.ContainerMode = Field(
+        default=c.CONTAINER_MODE_KUBERNETES,
+        description="kubernetes: hook 0.7, a work volume shared with the job pod, runners "
+        "pinned to the caches' node; kubernetes-novolume: hook 0.8, no work volume, runners "
+        "unpinned (the scheduler places each job pod on its clones' node), needs the "
+        "namespace at podSecurity baseline (hook 0.8's fs-init init container)",
+        examples=["kubernetes-novolume"],
+    )
     use_kube_scheduler: bool = Field(
         default=False,
         description="let the scheduler place job pods (hook 0.7 then uses a required node "
         "affinity to the runner's node instead of spec.nodeName, so quotas, taints and "
-        "WaitForFirstConsumer volumes are honoured)",
+        "WaitForFirstConsumer volumes are honoured; kubernetes mode only)",
         examples=[True],
     )
     services: list[DnsLabel] = Field(
