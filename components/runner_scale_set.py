@@ -150,8 +150,9 @@ class RunnerScaleSetArgs:
     """Inputs of :class:`RunnerScaleSet`: the scale set's config and what it runs against.
 
     The names come from the components that create those objects (the controller's service
-    account, the hook ConfigMap, the GHES CA ConfigMap when there is one), so the chart
-    waits for them and never names an object nobody made.
+    account, the hook ConfigMap, the GHES CA ConfigMap when there is one), so the values never
+    name an object nobody made. Ordering is ``depends_on``: a chart's objects do not wait for
+    the inputs of its values.
     """
 
     name: str
