@@ -5,22 +5,26 @@ A novolume scale set's runner pod is what the program's chart values render for 
 pod name, ``ACTIONS_RUNNER_IMAGE`` and the kube-mode service account, whose Role has no batch
 Jobs in this mode), not pinned to any node. From its view the hook double creates hook 0.8's
 job pod (``createJobPod`` at runner-container-hooks v0.8.1: ``fs-init``, emptyDir volumes,
-no node) merged with the program's hook template. The template's cache volume here is a claim
-bound to a ``local`` PersistentVolume whose node affinity names the node, as an OpenEBS
-clone's PV does: the scheduler places the job pod from that affinity alone, and a PV on
-another node leaves it unschedulable. Under Pod Security ``restricted`` the API server refuses
-the job pod for its ``fs-init`` container, which is why the config refuses that combination.
+no node) merged with the program's hook template. With a real ZFS clone (the program's
+Immediate StorageClass on the node, the CSI driver double's Node service mounting it) the
+scheduler places the job pod from the clone PV's ``openebs.io/nodeid`` affinity alone. The
+other tests mount a claim bound to a ``local`` PersistentVolume whose node affinity names a
+node, so that one on another node shows the affinity decides (the job pod stays
+unschedulable), and a container step runs. Under Pod Security ``restricted`` the API server
+refuses the job pod for its ``fs-init`` container, which is why the config refuses that
+combination (``scaleSets.<name>.containerMode``).
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from lightkube import ApiError, Client
-from lightkube.resources.core_v1 import Pod
+from lightkube.resources.core_v1 import PersistentVolume, PersistentVolumeClaim, Pod
 from lightkube.resources.rbac_authorization_v1 import Role, RoleBinding
 
 from components import constants as c
@@ -36,6 +40,7 @@ from localcluster.harness import LocalCluster
 from localcluster.images import JOB_IMAGE
 from localcluster.kube import Kube, meta
 from localcluster.node import NODE_NAME, LocalNode
+from localcluster.zfs_pool import zfs
 from policy.arc_policy.hook_merge import FS_INIT_CONTAINER, HOOK_0_8, job_pod_name
 from tests.e2e import node_env
 
@@ -111,7 +116,18 @@ def _cache_claim(kube: Kube, node: LocalNode, namespace: str, on_node: str) -> s
     return "cache"
 
 
-def novolume_runner_pod(kube: Kube, namespace: str, claim: str, name: str = "runner-nv") -> str:
+def cache_template(claim: str) -> dict[str, Any]:
+    """The program's hook template mounting the claim ``claim`` at the cache's path."""
+    mount = CacheMount(
+        cache="gcc12", claim=claim, size="1Gi", storage_class="local-cache",
+        mount_path=CACHE_MOUNT, builder=True,
+    )  # fmt: skip
+    return hook_template(SCALE_SET, [mount])
+
+
+def novolume_runner_pod(
+    kube: Kube, namespace: str, template: dict[str, Any], name: str = "runner-nv"
+) -> str:
     """A runner pod as the program's novolume values and the chart render it (unpinned)."""
     values = scale_set_values(
         name=SCALE_SET,
@@ -127,15 +143,6 @@ def novolume_runner_pod(kube: Kube, namespace: str, claim: str, name: str = "run
         work_volume_storage_class=None,
         container_mode=c.CONTAINER_MODE_NOVOLUME,
     )
-    builder = CacheMount(
-        cache="gcc12",
-        claim=claim,
-        size="1Gi",
-        storage_class="local-cache",
-        mount_path=CACHE_MOUNT,
-        builder=True,
-    )
-    template = hook_template(SCALE_SET, [builder])
     kube.create("ServiceAccount", {"apiVersion": "v1", "kind": "ServiceAccount",
                                    "metadata": {"name": "kube-mode", "namespace": namespace}})  # fmt: skip
     rbac: Any = kube.client
@@ -205,7 +212,7 @@ def test_baseline_job_pod_is_placed_by_its_volume_and_runs(
 ) -> None:
     namespace = _namespace(kube, "baseline")
     claim = _cache_claim(kube, node, namespace, NODE_NAME)
-    runner = novolume_runner_pod(kube, namespace, claim)
+    runner = novolume_runner_pod(kube, namespace, cache_template(claim))
     assert wait_phase(client, namespace, runner, "Running") == "Running"
     runner_spec = client.get(Pod, runner, namespace=namespace).to_dict()["spec"]
     assert "nodeSelector" not in runner_spec and "affinity" not in runner_spec
@@ -249,7 +256,7 @@ def test_a_volume_on_another_node_leaves_the_job_pod_unschedulable(
 ) -> None:
     namespace = _namespace(kube, "baseline")
     claim = _cache_claim(kube, node, namespace, "another-zfs-node")
-    runner = novolume_runner_pod(kube, namespace, claim)
+    runner = novolume_runner_pod(kube, namespace, cache_template(claim))
     assert wait_phase(client, namespace, runner, "Running") == "Running"
     view = _runner_view(cluster, node, namespace, runner)
     hook_double.prepare_job(view, image=JOB_IMAGE, entry_point="/bin/sh",
@@ -275,7 +282,7 @@ def test_restricted_refuses_the_job_pod_for_fs_init(
 ) -> None:
     namespace = _namespace(kube, "restricted")
     claim = _cache_claim(kube, node, namespace, NODE_NAME)
-    runner = novolume_runner_pod(kube, namespace, claim)
+    runner = novolume_runner_pod(kube, namespace, cache_template(claim))
     # The runner pod itself is restricted-compliant.
     assert wait_phase(client, namespace, runner, "Running") == "Running"
     view = _runner_view(cluster, node, namespace, runner)
@@ -288,3 +295,55 @@ def test_restricted_refuses_the_job_pod_for_fs_init(
     # Only fs-init: the template gives the job container all that restricted asks.
     assert 'container "job"' not in message
     assert 'containers "job"' not in message
+
+
+def _bound_volume(client: Client, namespace: str, claim: str) -> str:
+    """The PV a claim is bound to (the ZFS driver names the dataset after it)."""
+    return wait_for(
+        f"claim {claim} bound",
+        lambda: client.get(PersistentVolumeClaim, claim, namespace=namespace).spec.volumeName,
+    )
+
+
+def test_baseline_job_pod_is_pulled_to_the_node_by_its_zfs_clone(
+    cluster: LocalCluster, client: Client, kube: Kube, node: LocalNode
+) -> None:
+    """The real thing: an Immediate ZFS clone of the parent, whose PV the scheduler follows."""
+    namespace = _namespace(kube, "baseline")
+    pool = cluster.storage.pool.name
+    storage_class = node_env.zfs_storage_class(kube, pool)
+    parent = c.generation_name("gcc12", 1)
+    kube.create("PersistentVolumeClaim", {
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": parent, "namespace": namespace},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": storage_class,
+                 "resources": {"requests": {"storage": "1Gi"}}},
+    })  # fmt: skip
+    parent_dir = Path(
+        zfs("get", "-H", "-o", "value", "mountpoint",
+            f"{pool}/{_bound_volume(client, namespace, parent)}").stdout.strip()
+    )  # fmt: skip
+    (parent_dir / "marker").write_text("from-the-parent\n")
+    clone = CacheMount("gcc12", parent, "1Gi", storage_class, CACHE_MOUNT)
+    runner = novolume_runner_pod(kube, namespace, hook_template(SCALE_SET, [clone]))
+    assert wait_phase(client, namespace, runner, "Running") == "Running"
+    view = _runner_view(cluster, node, namespace, runner)
+    script = (
+        "id -u; cat /CONAN_HOME/marker; echo job > /CONAN_HOME/from-job; cat /CONAN_HOME/from-job"
+    )
+    pod = hook_double.prepare_job(view, image=JOB_IMAGE, entry_point="/bin/sh",
+                                  entry_point_args=["-c", script])  # fmt: skip
+    name = job_pod_name(runner)
+    assert not pod["spec"].get("nodeName") and "affinity" not in pod["spec"]
+    assert wait_phase(client, namespace, name, "Succeeded", "Failed") == "Succeeded"
+    assert client.get(Pod, name, namespace=namespace).spec.nodeName == NODE_NAME
+    assert container_log(node, namespace, name, "job") == [
+        str(c.JOB_UID), "from-the-parent", "job"
+    ]  # fmt: skip
+    # What placed it: the clone's PV, bound before scheduling, requires the cache's node.
+    clone_pv = client.get(PersistentVolume, _bound_volume(client, namespace, f"{name}-cache-gcc12"))
+    terms = clone_pv.spec.nodeAffinity.required.nodeSelectorTerms
+    assert [(e.key, e.values) for t in terms for e in t.matchExpressions] == [
+        (c.OPENEBS_NODE_TOPOLOGY_KEY, [NODE_NAME])
+    ]
+    assert not (parent_dir / "from-job").exists()  # the write went to the clone only
