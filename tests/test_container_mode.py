@@ -19,6 +19,7 @@ from components.config import ConfigError, load_stack_file, validate_config
 from components.hook_template import CacheMount, hook_template
 from components.runner_scale_set import scale_set_values
 from policy.arc_policy.hook_merge import HOOK_0_8, RunnerContext, WorkflowContainer
+from tests.harness import deploy
 
 DATA = Path(__file__).resolve().parent / "data"
 K8S_VERSION = "1.34.0"
@@ -182,3 +183,20 @@ def test_hook_08_step_pod_gets_its_own_clone_and_no_init_container() -> None:
     assert "initContainers" not in spec and "nodeName" not in spec
     assert spec["volumes"][-1]["name"] == "cache-gcc12"
     assert spec["securityContext"]["runAsUser"] == c.JOB_UID
+
+
+def test_program_renders_a_novolume_scale_set_unpinned_without_work_claim(
+    minimal_raw: dict[str, Any],
+) -> None:
+    minimal_raw["scaleSets"]["linux"].update(
+        containerMode=c.CONTAINER_MODE_NOVOLUME, podSecurity=BASELINE
+    )
+    deployment = deploy(validate_config(minimal_raw))
+    values = deployment.chart("linux")["values"]
+    assert values["containerMode"] == {"type": c.CONTAINER_MODE_NOVOLUME}
+    assert "nodeSelector" not in values["template"]["spec"]
+    assert _runner_env(values)["ACTIONS_RUNNER_CONTAINER_HOOKS"] == c.NOVOLUME_HOOK_ENTRYPOINT
+    # The other scale set keeps hook 0.7 and its pin.
+    builder = deployment.chart("gcc12-builder")["values"]
+    assert builder["containerMode"]["type"] == c.CONTAINER_MODE_KUBERNETES
+    assert builder["template"]["spec"]["nodeSelector"] == {"kubernetes.io/hostname": "node-a"}
