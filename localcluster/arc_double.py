@@ -659,9 +659,14 @@ class ArcControllerDouble:
 
     def reconcile(self, client: Client) -> None:
         """One level-triggered pass over every scale set, listener and runner."""
+        try:
+            sets = [_d(a) for a in client.list(AutoscalingRunnerSet, namespace="*")]
+        except ApiError as exc:
+            if exc.status.code == 404:
+                return  # no ARC CRDs (yet): nothing of ARC's to reconcile
+            raise
         controller = self._controller(client)
-        for found in client.list(AutoscalingRunnerSet, namespace="*"):
-            data = _d(found)
+        for data in sets:
             if data["metadata"].get("deletionTimestamp"):
                 self._clean_up(client, data)
                 continue

@@ -314,9 +314,11 @@ def test_foreground_delete_and_namespace_deletion_complete(kube: Kube, admin: Ku
 
 
 def test_without_controller_manager_the_stand_ins_play_the_core_controllers(
-    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    with LocalCluster(tmp_path / "no-kcm", controller_manager=False) as cluster:
+    # A short state dir: the storage's registration socket path must fit a unix socket's.
+    state = tmp_path_factory.mktemp("no-kcm")
+    with LocalCluster(state, controller_manager=False) as cluster:
         pool = cluster.storage.pool.name
         assert not cluster.control_plane.controller_manager
         kube, admin = cluster.kube(), cluster.kube("admin")
@@ -382,8 +384,10 @@ def test_without_controller_manager_the_stand_ins_play_the_core_controllers(
     assert zpool("list", pool, check=False).returncode != 0  # stop() destroyed the pool
 
 
-def test_cli_up_status_down_leaves_nothing_running(tmp_path: Path) -> None:
-    state = tmp_path / "cli"
+def test_cli_up_status_down_leaves_nothing_running(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    state = tmp_path_factory.mktemp("cli")
     root = Path(__file__).resolve().parents[2]
     pool = f"e2e-cli-{os.getpid()}"
 
