@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -75,6 +75,16 @@ class BuildCache(pulumi.ComponentResource):
         root = c.generation_name(cache, 1)
         parent_labels = manifests.parent_labels(cache, 1)
         requests = {"storage": cfg.size}
+
+        def claim_spec(**source: Any) -> k8s.core.v1.PersistentVolumeClaimSpecArgs:
+            """A claim of the cache's size in its node's class; ``source`` binds or clones it."""
+            return k8s.core.v1.PersistentVolumeClaimSpecArgs(
+                access_modes=["ReadWriteOnce"],
+                storage_class_name=args.storage_class,
+                resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests=requests),
+                **source,
+            )
+
         if cfg.import_ is not None:
             pool, volume = imported_volume_name(cfg.import_.dataset)
             capacity = str(openebs_capacity(cfg.size))
@@ -108,12 +118,7 @@ class BuildCache(pulumi.ComponentResource):
             root_pvc = k8s.core.v1.PersistentVolumeClaim(
                 f"{name}-gen-1",
                 metadata=metadata(root, cfg.namespace, parent_labels),
-                spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
-                    access_modes=["ReadWriteOnce"],
-                    storage_class_name=args.storage_class,
-                    volume_name=pv.metadata.name,
-                    resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests=requests),
-                ),
+                spec=claim_spec(volume_name=pv.metadata.name),
                 opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
             )
         else:
@@ -121,11 +126,7 @@ class BuildCache(pulumi.ComponentResource):
                 f"{name}-gen-1",
                 # The node's class binds at once on that node: parents are never mounted.
                 metadata=metadata(root, cfg.namespace, parent_labels),
-                spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
-                    access_modes=["ReadWriteOnce"],
-                    storage_class_name=args.storage_class,
-                    resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests=requests),
-                ),
+                spec=claim_spec(),
                 opts=pulumi.ResourceOptions(
                     parent=self, custom_timeouts=pulumi.CustomTimeouts(create="10m")
                 ),
@@ -137,13 +138,10 @@ class BuildCache(pulumi.ComponentResource):
                 cfg.namespace,
                 manifests.builder_labels(cache),
             ),
-            spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
-                access_modes=["ReadWriteOnce"],
-                storage_class_name=args.storage_class,
+            spec=claim_spec(
                 data_source=k8s.core.v1.TypedLocalObjectReferenceArgs(
                     api_group="", kind="PersistentVolumeClaim", name=root_pvc.metadata.name
-                ),
-                resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests=requests),
+                )
             ),
             opts=child,
         )
