@@ -8,6 +8,7 @@ container cannot pass Pod Security ``restricted``.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,8 @@ from components.config import ConfigError, load_stack_file, validate_config
 from components.hook_template import CacheMount, hook_template
 from components.runner_scale_set import scale_set_values
 from policy.arc_policy.hook_merge import HOOK_0_8, RunnerContext, WorkflowContainer
-from tests.harness import deploy
+from policy.arc_policy.testing import declared, run_pack
+from tests.harness import ROOT, deploy
 
 DATA = Path(__file__).resolve().parent / "data"
 K8S_VERSION = "1.34.0"
@@ -200,3 +202,22 @@ def test_program_renders_a_novolume_scale_set_unpinned_without_work_claim(
     builder = deployment.chart("gcc12-builder")["values"]
     assert builder["containerMode"]["type"] == c.CONTAINER_MODE_KUBERNETES
     assert builder["template"]["spec"]["nodeSelector"] == {"kubernetes.io/hostname": "node-a"}
+
+
+def test_policy_pack_passes_a_novolume_scale_set_in_a_reasoned_baseline_namespace(
+    minimal_raw: dict[str, Any],
+) -> None:
+    """hook-pod-security checks hook 0.8's pods (fs-init included) against baseline, and
+    runner-namespace-pod-security wants the namespace's reason in the pack's own config."""
+    minimal_raw["scaleSets"]["linux"].update(
+        containerMode=c.CONTAINER_MODE_NOVOLUME, podSecurity=BASELINE
+    )
+    deployment = deploy(validate_config(minimal_raw))
+    stack = [declared(r.typ, r.name, r.inputs) for r in deployment.resources]
+    pack_config = json.loads((ROOT / "policy" / "policy-config.json").read_text())
+    blocking = run_pack(stack, pack_config).blocking
+    assert {v.policy for v in blocking} == {"runner-namespace-pod-security"}
+    pack_config.setdefault("runner-namespace-pod-security", {})["baselineNamespaces"] = [
+        {"namespace": "arc-runners", "reason": BASELINE["reason"]}
+    ]
+    assert run_pack(stack, pack_config).blocking == []
