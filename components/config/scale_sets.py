@@ -114,7 +114,8 @@ class ScaleSetConfig(ConfigModel):
         examples=["gcc12"],
     )
     node: str | None = Field(
-        description="node to pin runners to (must match the caches' node)",
+        description="node of the scale set's caches (must match them); kubernetes mode pins "
+        "runners to it",
         default=None,
         examples=["zfs-node-1"],
     )
