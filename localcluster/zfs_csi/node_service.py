@@ -174,8 +174,13 @@ class NodeService(csi_pb2_grpc.NodeServicer):  # type: ignore[misc]
                 zfs("mount", dataset)
             _run("mount", "--bind", mountpoint, target)
             if options:
-                # A bind mount takes its flags (ro, ...) on a remount.
-                _run("mount", "-o", ",".join(["remount", "bind", *options]), target)
+                # A bind mount takes its flags (ro, ...) on a remount; without them it must
+                # not stay (a read-only request left writable).
+                try:
+                    _run("mount", "-o", ",".join(["remount", "bind", *options]), target)
+                except OSError:
+                    _run("umount", target)
+                    raise
         log.info("dataset : mounted %s => %s (%s)", dataset, target, ",".join(options) or "rw")
 
     def NodeUnpublishVolume(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802

@@ -238,3 +238,71 @@ def test_every_scale_sets_job_pod_mounts_its_clones_writable_and_isolated(
 def test_parents_are_unchanged_by_the_jobs(parents: dict[str, Path]) -> None:
     for parent in parents.values():
         assert sorted(p.name for p in parent.iterdir()) == [MARKER]
+
+
+def _volume_pod(namespace: str, name: str, claim: str, script: str, read_only: bool) -> Any:
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "restartPolicy": "Never", "automountServiceAccountToken": False,
+            "securityContext": {"runAsNonRoot": True, "runAsUser": c.JOB_UID,
+                                "runAsGroup": c.JOB_GID, "fsGroup": c.RUNNER_GID,
+                                "fsGroupChangePolicy": "OnRootMismatch",
+                                "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{"name": "main", "image": JOB_IMAGE, "command": ["/bin/sh", "-c", script],
+                            "securityContext": node_env.RESTRICTED_CONTAINER,
+                            "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim,
+                                                                    "readOnly": read_only}}],
+        },
+    }  # fmt: skip
+
+
+def test_a_read_only_claim_is_published_read_only(
+    cluster: LocalCluster, storage_class: str, parents: dict[str, Path]
+) -> None:
+    kube, client = cluster.kube(), cluster.client()
+    namespace = "arc-runners"
+    kube.create("PersistentVolumeClaim", {
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "ro-data", "namespace": namespace},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": storage_class,
+                 "resources": {"requests": {"storage": "1Gi"}}},
+    })  # fmt: skip
+    writer = kube.create("Pod", _volume_pod(namespace, "writer", "ro-data",
+                                            "echo hello > /data/f", read_only=False))  # fmt: skip
+    wait_for("writer done", lambda: phase(client, namespace, "writer") in ("Succeeded", "Failed"))
+    assert phase(client, namespace, "writer") == "Succeeded"
+    script = (
+        "cat /data/f; if touch /data/g 2>/dev/null; then echo writable; else echo refused; fi; "
+        "sleep 600"
+    )
+    reader = kube.create("Pod", _volume_pod(namespace, "reader", "ro-data", script, read_only=True))
+    uid = meta(reader)["uid"]
+    wait_for("reader running", lambda: phase(client, namespace, "reader") == "Running")
+    wait_for(
+        "the reader's two lines",
+        lambda: len(_log_or_empty(cluster, namespace, "reader", uid).splitlines()) == 2,
+    )
+    assert container_log(cluster, namespace, "reader", uid, "main").splitlines() == [
+        "hello",
+        "refused",
+    ]
+    # The driver's bind mount itself is read-only (not only the container's view of it).
+    target = f"/pods/{uid}/volumes/kubernetes.io~csi/"
+    options = [
+        line.split()[5]
+        for line in Path("/proc/self/mountinfo").read_text().splitlines()
+        if target in line.split()[4]
+    ]
+    assert options and all(o.split(",")[0] == "ro" for o in options), options
+    for pod in (writer, reader):
+        delete_pod(client, namespace, meta(pod)["name"])
+
+
+def _log_or_empty(cluster: LocalCluster, namespace: str, pod: str, uid: str) -> str:
+    try:
+        return container_log(cluster, namespace, pod, uid, "main")
+    except AssertionError:  # not written yet
+        return ""
