@@ -4,9 +4,9 @@ A pure model of ``charts/gha-runner-scale-set/templates/autoscalingrunnerset.yam
 ``_helpers.tpl`` at tag ``gha-runner-scale-set-0.14.2`` (Kubernetes ≥ 1.29: the dind daemon is
 a native sidecar init container), for a ``kubernetes:helm.sh/v3:Release`` (or a Chart whose
 inputs are visible) whose rendered AutoscalingRunnerSet a preview does not show. It is the one
-model of that chart in the pack; ``tests/e2e/test_policy_chart_model.py`` renders the real
-chart (from the actions-runner-controller mirror, with helm's Go library) for every container
-mode and compares the pods.
+model of that chart in the pack; ``tests/test_policy_chart_model.py`` compares its pods with
+what the real chart renders for every container mode (recorded with helm's Go library in
+tests/data/upstream-charts-0.14.2/ by scripts/record_chart_cases.py).
 
 * ``template.spec`` is copied but for ``containers``, ``volumes``, ``initContainers`` and
   ``serviceAccountName``; ``restartPolicy`` defaults to ``Never``; the service account is
