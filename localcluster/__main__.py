@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final
 
+from lightkube import ApiError
 from lightkube.resources.core_v1 import Event, Pod
 
 from localcluster.arc_double import AutoscalingRunnerSet, listener_name
@@ -147,7 +148,12 @@ def _listeners(plane: LocalControlPlane) -> tuple[dict[str, str], dict[str, str]
     """``listener_phases`` of the cluster, and the latest event message about each listener
     (the ARC double's ``FailedCreatePod`` on the AutoscalingListener before the pod's own)."""
     client = plane.client("harness")
-    sets = [dict(a) for a in client.list(AutoscalingRunnerSet, namespace="*")]
+    try:
+        sets = [dict(a) for a in client.list(AutoscalingRunnerSet, namespace="*")]
+    except ApiError as exc:
+        if exc.status.code != 404:
+            raise
+        sets = []  # no ARC CRDs until the controller chart installs them: no scale set yet
     names = set(map(listener_name, sets))
     pods = [p.to_dict() for p in client.list(Pod, namespace="*")]
     events = sorted(
