@@ -26,10 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final
 
-from lightkube import ApiError
 from lightkube.resources.core_v1 import Event, Pod
 
-from localcluster.arc_double import AutoscalingRunnerSet, listener_name
+from localcluster.arc_double import listener_name, scale_sets
 from localcluster.controlplane import LocalControlPlane
 from localcluster.node import LocalNode, NodeUnavailableError
 from localcluster.processes import ManagedProcess
@@ -148,12 +147,8 @@ def _listeners(plane: LocalControlPlane) -> tuple[dict[str, str], dict[str, str]
     """``listener_phases`` of the cluster, and the latest event message about each listener
     (the ARC double's ``FailedCreatePod`` on the AutoscalingListener before the pod's own)."""
     client = plane.client("harness")
-    try:
-        sets = [dict(a) for a in client.list(AutoscalingRunnerSet, namespace="*")]
-    except ApiError as exc:
-        if exc.status.code != 404:
-            raise
-        sets = []  # no ARC CRDs until the controller chart installs them: no scale set yet
+    # No ARC CRDs until the controller chart installs them: no scale set yet.
+    sets = scale_sets(client) or []
     names = set(map(listener_name, sets))
     pods = [p.to_dict() for p in client.list(Pod, namespace="*")]
     events = sorted(

@@ -73,6 +73,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlparse
 
+import httpx2
 from lightkube import ApiError, Client
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.apps_v1 import Deployment
@@ -93,6 +94,7 @@ __all__ = [
     "new_ephemeral_runner_pod",
     "new_scale_set_listener_pod",
     "request_runners",
+    "scale_sets",
 ]
 
 log = logging.getLogger("localcluster.arc_double")
@@ -551,6 +553,17 @@ def _d(obj: Any) -> JsonDict:
     return data
 
 
+def scale_sets(client: Client) -> list[JsonDict] | None:
+    """Every AutoscalingRunnerSet, or None while the ARC CRDs are not installed (the API
+    server answers a group it does not serve with a plain-text 404, not a Status)."""
+    try:
+        return [_d(a) for a in client.list(AutoscalingRunnerSet, namespace="*")]
+    except httpx2.HTTPStatusError as exc:
+        if exc.response.status_code == 404:
+            return None
+        raise
+
+
 def request_runners(client: Client, namespace: str, scale_set: str, replicas: int) -> str:
     """Ask for ``replicas`` runners of a scale set, as the listener does; return the ERS name."""
     for ers in client.list(EphemeralRunnerSet, namespace=namespace):
@@ -659,12 +672,9 @@ class ArcControllerDouble:
 
     def reconcile(self, client: Client) -> None:
         """One level-triggered pass over every scale set, listener and runner."""
-        try:
-            sets = [_d(a) for a in client.list(AutoscalingRunnerSet, namespace="*")]
-        except ApiError as exc:
-            if exc.status.code == 404:
-                return  # no ARC CRDs (yet): nothing of ARC's to reconcile
-            raise
+        sets = scale_sets(client)
+        if sets is None:
+            return  # no ARC CRDs (yet): nothing of ARC's to reconcile
         controller = self._controller(client)
         for data in sets:
             if data["metadata"].get("deletionTimestamp"):

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx2
+import pytest
+
 from localcluster.arc_double import (
     CLEANUP_ANNOTATIONS,
     _finalizers_without,
@@ -14,6 +17,7 @@ from localcluster.arc_double import (
     new_ephemeral_runner_pod,
     new_ephemeral_runner_set,
     new_scale_set_listener_pod,
+    scale_sets,
 )
 
 
@@ -149,3 +153,22 @@ def test_runner_set_spec_is_go_json_with_the_required_patch_id() -> None:
     # upstream CRD requires it.
     assert spec["patchID"] == 0 and "replicas" not in spec
     assert spec["ephemeralRunnerSpec"]["runnerScaleSetId"] == 7
+
+
+def test_scale_sets_are_none_while_the_api_server_does_not_serve_the_group() -> None:
+    request = httpx2.Request("GET", "https://127.0.0.1/apis/actions.github.com/v1alpha1/x")
+
+    class Unserved:
+        def list(self, *_: Any, **__: Any) -> Any:
+            # What kube-apiserver answers for a group it does not serve: text, not a Status.
+            response = httpx2.Response(404, text="404 page not found", request=request)
+            raise httpx2.HTTPStatusError("404", request=request, response=response)
+
+    class Failing(Unserved):
+        def list(self, *_: Any, **__: Any) -> Any:
+            response = httpx2.Response(403, text="forbidden", request=request)
+            raise httpx2.HTTPStatusError("403", request=request, response=response)
+
+    assert scale_sets(Unserved()) is None  # type: ignore[arg-type]
+    with pytest.raises(httpx2.HTTPStatusError):
+        scale_sets(Failing())  # type: ignore[arg-type]
