@@ -13,13 +13,16 @@ b. ``pulumi up`` that promotes a cache against ``pulumi up`` with no change (the
 c. the unit tier;
 d. on the local node (``localcluster.node``, real kubelet on containerd): a job pod from the
    hook double's ``prepare-job`` (the runner pod's view, the program's hook template) from
-   creation to Running with a cache volume of 10 files / 1 MiB and of 100,000 files / 1 GiB
-   (sparse) mounted, with the program's ``fsGroupChangePolicy: OnRootMismatch`` and, for
+   creation to Running with its cache mounted: the template's ZFS clone (through the CSI
+   driver double's Node service) of a parent of 10 files / 1 MiB and of one of 100,000 files
+   / 1 GiB, with the program's ``fsGroupChangePolicy: OnRootMismatch`` and, for
    comparison, ``Always`` (what a template without it gets: a recursive ownership change at
-   every mount); and the peak memory (RSS) of the whole local stack (every process of its
-   state dir and what runs in its containers) while the local stack is deployed and the job
-   pods run. Until the CSI driver double's Node service exists the cache volume is a
-   ``local`` PersistentVolume (the kubelet's own bind mount), not a ZFS clone;
+   every mount); the hook-template propagation: a ``pulumi up`` that changes a scale set's
+   hook template, then the wait until a running runner pod (the ARC controller double's) has
+   the new template in its mounted file; and the peak memory of the whole local stack (every
+   process of its state dir and what runs in its containers: the largest summed RSS of a
+   sample, and the sum of each process's own peak, ``VmHWM``) while the local stack is
+   deployed and the job pods run;
 e. on the local cluster's real storage (zfs-fuse, the real csi-provisioner, the ZFS driver
    double): a job's clone PVC of a parent filled with 10 files / 1 MiB and of one filled with
    100,000 files / 1 GiB (incompressible bytes, really written), from creation to Bound, and
@@ -75,11 +78,18 @@ from components.config import SecretValue, validate_config  # noqa: E402
 from localcluster.controlplane import LocalControlPlane  # noqa: E402
 from localcluster.harness import LocalCluster  # noqa: E402
 from localcluster.images import JOB_IMAGE  # noqa: E402
+from localcluster.kube import meta  # noqa: E402
 from localcluster.node import LocalNode  # noqa: E402
 from localcluster.storage import DEFAULT_NODE  # noqa: E402
 from localcluster.toolchain import ToolchainMissingError, find_binaries  # noqa: E402
 from localcluster.zfs_pool import zfs  # noqa: E402
 from scripts.deps import requirements  # noqa: E402
+from tests.e2e.propagation_env import (  # noqa: E402
+    SCALE_SET,
+    job_memory,
+    running_runner,
+    with_runner_work_class,
+)
 from tests.e2e.pulumi_cli import PulumiCommandError, PulumiProject  # noqa: E402
 
 SIZES: Final = (1, 10, 40)
@@ -410,47 +420,71 @@ def measure_promotion(report: Report, cluster: LocalCluster, workdir: Path, repe
     project.destroy(check=False)
 
 
-def stack_rss(marker: str) -> int:
-    """Resident bytes of every process whose command line names ``marker``, and descendants."""
+def stack_memory(marker: str) -> dict[int, tuple[int, int]]:
+    """pid -> (resident bytes, own peak resident bytes ``VmHWM``) of every process whose
+    command line names ``marker``, and of their descendants (containers, shims)."""
     parents: dict[int, int] = {}
-    rss: dict[int, int] = {}
+    memory: dict[int, tuple[int, int]] = {}
     roots: set[int] = set()
-    page = os.sysconf("SC_PAGE_SIZE")
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             stat = (entry / "stat").read_text()
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            resident = int((entry / "statm").read_text().split()[1]) * page
-        except (OSError, ValueError, IndexError):
+            fields = dict(
+                line.split(":", 1) for line in (entry / "status").read_text().splitlines()
+            )
+        except (OSError, ValueError):
+            continue
+        if "VmRSS" not in fields:  # a kernel thread, or exiting
             continue
         pid = int(entry.name)
         parents[pid] = int(stat.rsplit(")", 1)[1].split()[1])
-        rss[pid] = resident
+        kib = (int(fields[key].split()[0]) * 1024 for key in ("VmRSS", "VmHWM"))
+        memory[pid] = (next(kib), next(kib))
         if marker in cmdline:
             roots.add(pid)
-    total = 0
-    for pid, resident in rss.items():
+    mine: dict[int, tuple[int, int]] = {}
+    for pid, usage in memory.items():
         walk = pid
         while walk > 1 and walk not in roots:
             walk = parents.get(walk, 0)
         if walk in roots:
-            total += resident
-    return total
+            mine[pid] = usage
+    return mine
 
 
 class PeakSampler:
-    """Samples :func:`stack_rss` every ``interval`` seconds in a thread; ``peak`` in bytes."""
+    """Samples :func:`stack_memory` every ``interval`` seconds in a thread.
+
+    ``peak``: the largest sum of the processes' resident memory seen at one sample;
+    ``sum_of_peaks``: the sum over every process seen of its own peak (``VmHWM``, kept for
+    processes that exited), an upper bound that no sampling interval can miss. Both in bytes.
+    """
 
     def __init__(self, marker: str, interval: float = 0.5) -> None:
         self.marker, self.interval, self.peak = marker, interval, 0
+        self._peaks: dict[int, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    @property
+    def sum_of_peaks(self) -> int:
+        """Sum of every sampled process's own peak resident memory."""
+        return sum(self._peaks.values())
+
+    @property
+    def processes(self) -> int:
+        """How many processes were seen."""
+        return len(self._peaks)
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, stack_rss(self.marker))
+            sample = stack_memory(self.marker)
+            self.peak = max(self.peak, sum(rss for rss, _ in sample.values()))
+            for pid, (_, hwm) in sample.items():
+                self._peaks[pid] = max(self._peaks.get(pid, 0), hwm)
             self._stop.wait(self.interval)
 
     def __enter__(self) -> PeakSampler:
@@ -462,27 +496,18 @@ class PeakSampler:
         self._thread.join(10)
 
 
-NODE_VARIANTS: Final = {
-    # key: (label, files, bytes per file, fsGroupChangePolicy)
-    "job-small": ("job pod to Running, cache 10 files / 1 MiB", 10, 100 * 1024, None),
-    "job-large": ("job pod to Running, cache 100,000 files / 1 GiB", 100_000, 10 * 1024, None),
-    "job-large-always": (
-        "the same, fsGroupChangePolicy: Always",
-        100_000,
-        10 * 1024,
-        "Always",
-    ),
+NODE_PARENTS: Final = {
+    # parent: (files, total bytes of its files)
+    "small": (10, 2**20),
+    "large": (100_000, 2**30),
 }
-
-
-def _cache_dir(path: Path, files: int, size: int) -> None:
-    path.mkdir(parents=True)
-    for index in range(files):
-        sub = path / f"d{index // 1000:03d}"
-        sub.mkdir(exist_ok=True)
-        with (sub / f"f{index:06d}").open("wb") as handle:
-            handle.truncate(size)  # sparse: ownership changes walk files, not bytes
-    os.chown(path, 0, 0)
+NODE_VARIANTS: Final = {
+    # key: (label, parent, fsGroupChangePolicy: None = the program's template)
+    "job-small": ("job pod to Running, clone of 10 files / 1 MiB", "small", None),
+    "job-large": ("job pod to Running, clone of 100,000 files / 1 GiB", "large", None),
+    "job-large-always": ("the same, fsGroupChangePolicy: Always", "large", "Always"),
+}
+NODE_NAMESPACE: Final = "bench-node"
 
 
 def _wait(what: str, check: Callable[[], object], timeout: float = 180.0) -> None:
@@ -499,33 +524,50 @@ def _running(kube: Any, namespace: str, name: str) -> bool:
     return bool((pod.get("status") or {}).get("phase") == "Running")
 
 
-def template_propagation(kube: Any, node: LocalNode, view: Any) -> float:
-    """Seconds from a hook-template ConfigMap update to the new text in the runner pod's file."""
-    pod = kube.get("Pod", view.runner_pod, view.namespace)
+#: ``$job`` memory requests that successive propagation samples switch between.
+PROPAGATION_REQUESTS: Final = ("384Mi", "512Mi")
+
+
+def template_propagation(
+    project: PulumiProject,
+    config: dict[str, Any],
+    node: LocalNode,
+    pod: dict[str, Any],
+    memory: str,
+) -> tuple[float, float]:
+    """A ``pulumi up`` giving the ``$job`` container ``memory``, then the wait for the running
+    runner pod's mounted template file to have it: (seconds of the ``up``, seconds from its
+    return to the new template in the file)."""
     path = (
         node.kubelet_root / "pods" / pod["metadata"]["uid"] / "volumes"
         / "kubernetes.io~configmap" / c.HOOK_TEMPLATE_VOLUME / c.HOOK_TEMPLATE_KEY
     )  # fmt: skip
-    marker = f"# propagation probe {time.time()}"
-    config_map = kube.get("ConfigMap", "hook-template", view.namespace)
-    text = config_map["data"][c.HOOK_TEMPLATE_KEY] + marker + "\n"
+    project.set_config(with_runner_work_class(config, memory), {"github.credentials.token": TOKEN})
     began = time.monotonic()
-    kube.patch("ConfigMap", "hook-template", {"data": {c.HOOK_TEMPLATE_KEY: text}}, view.namespace)
-    _wait("the new template in the runner pod", lambda: marker in path.read_text(), 300.0)
-    return time.monotonic() - began
+    project.up()
+    returned = time.monotonic()
+
+    def arrived() -> bool:
+        text = path.read_text()  # parsed only once it may have changed: polled every 20 ms
+        return memory in text and job_memory(yaml.safe_load(text)) == memory
+
+    _wait("the new template in the runner pod", arrived, 300.0)
+    return returned - began, time.monotonic() - returned
 
 
 def measure_node(report: Report, workdir: Path, repeat: int) -> None:
     """Part d: job pods on the local node, and the stack's peak memory (see the docstring)."""
-    from components.hook_template import hook_template  # noqa: PLC0415
+    from components.hook_template import CacheMount, hook_template  # noqa: PLC0415
     from localcluster.hook_double import prepare_job  # noqa: PLC0415
-    from tests.e2e.node_env import hook_view, local_claim, runner_pod  # noqa: PLC0415
+    from tests.e2e.node_env import hook_view, local_storage_class, runner_pod  # noqa: PLC0415
 
     state = workdir / "node-stack"
+    # One zfs-fuse daemon serves every pool of the machine: a pool of this run's own.
+    pool = f"bench-node-{os.getpid()}"
+    cli = [sys.executable, "-m", "localcluster", "--state-dir", str(state), "--pool", pool]
     up = subprocess.run(
-        [sys.executable, "-m", "localcluster", "--state-dir", str(state), "up"],
-        capture_output=True, text=True, cwd=ROOT, timeout=600, check=False,
-    )  # fmt: skip
+        [*cli, "up"], capture_output=True, text=True, cwd=ROOT, timeout=600, check=False
+    )
     if up.returncode != 0:
         raise NotMeasuredError((up.stderr or up.stdout).strip().splitlines()[-1])
     try:
@@ -533,32 +575,56 @@ def measure_node(report: Report, workdir: Path, repeat: int) -> None:
             plane = LocalControlPlane.attach(state)
             node = LocalNode(plane)
             project = PulumiProject.create(workdir / "node-program", plane.kubeconfig, "local")
-            project.set_config(local_stack_config(), {"github.credentials.token": TOKEN})
+            config = local_stack_config(pool)
+            project.set_config(with_runner_work_class(config), {"github.credentials.token": TOKEN})
             project.up()
             kube = plane.kube("harness")
+            runner_namespace = config["scaleSets"][SCALE_SET]["namespace"]
+            runner = running_runner(plane.client(), kube, node, runner_namespace)
+            runner_pod_now = kube.get("Pod", runner, runner_namespace)
+            if runner_pod_now is None:
+                raise NotMeasuredError(f"runner pod {runner_namespace}/{runner} is gone")
+            # First, while the runner pod is fresh: each sample waits up to a kubelet re-sync.
+            samples = [
+                template_propagation(
+                    project, config, node, runner_pod_now,
+                    PROPAGATION_REQUESTS[i % len(PROPAGATION_REQUESTS)],
+                )
+                for i in range(min(repeat, 3))
+            ]  # fmt: skip
+            after = kube.get("Pod", runner, runner_namespace) or {}
+            restarted = meta(after).get("uid") != meta(runner_pod_now).get("uid")
             views: dict[str, Any] = {}
-            for key, (_, files, size, policy) in NODE_VARIANTS.items():
-                namespace = f"bench-{key}"
-                kube.create(
-                    "Namespace",
-                    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace,
-                     "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}},
-                )  # fmt: skip
-                _wait("service account", functools.partial(
-                    kube.get, "ServiceAccount", "default", namespace))  # fmt: skip
-                cache = node.dir / "local-pvs" / f"{namespace}-cache"
-                _cache_dir(cache, files, size)
-                local_claim(kube, node, namespace, "cache", cache)
-                template = hook_template("bench", [])
-                template["spec"]["volumes"].append(
-                    {"name": "cache", "persistentVolumeClaim": {"claimName": "cache"}}
+            namespace = NODE_NAMESPACE
+            kube.create(
+                "Namespace",
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace,
+                 "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}},
+            )  # fmt: skip
+            _wait("service account", functools.partial(
+                kube.get, "ServiceAccount", "default", namespace))  # fmt: skip
+            storage_class = local_storage_class()  # the program's class on the node
+            for parent, (files, total) in NODE_PARENTS.items():
+                volume = _claim(kube, namespace, f"parent-{parent}", storage_class=storage_class)
+                root = _mountpoint(f"{pool}/{volume}")
+                _fill(root, files, total)
+                # As a builder job with fsGroup 123 leaves it (the kubelet's setgid group dir):
+                # OnRootMismatch then finds nothing to change at a clone's mount.
+                os.chown(root, 0, c.RUNNER_GID)
+                root.chmod(0o2775)
+            os.sync()  # the parents were written long before a job clones them
+            for key, (_, parent, policy) in NODE_VARIANTS.items():
+                mount = CacheMount(
+                    cache="bench",
+                    claim=f"parent-{parent}",
+                    size=CLONE_SIZE,
+                    storage_class=storage_class,
+                    mount_path="/CONAN_HOME",
                 )
-                template["spec"]["containers"][0]["volumeMounts"].append(
-                    {"name": "cache", "mountPath": "/CONAN_HOME"}
-                )
+                template = hook_template("bench", [mount])
                 if policy:
                     template["spec"]["securityContext"]["fsGroupChangePolicy"] = policy
-                runner = runner_pod(kube, node, namespace, template)
+                runner = runner_pod(kube, node, namespace, template, name=f"runner-{key}")
                 _wait("runner Running", functools.partial(_running, kube, namespace, runner))
                 views[key] = hook_view(plane, node, namespace, runner)
 
@@ -571,16 +637,13 @@ def measure_node(report: Report, workdir: Path, repeat: int) -> None:
 
             def reset(key: str) -> None:
                 view = views[key]
-                pods = [
-                    p["metadata"]["name"]
-                    for p in kube.list("Pod", view.namespace)
-                    if p["metadata"]["name"].endswith("-workflow")
-                ]
-                for name in pods:
-                    kube.delete("Pod", name, view.namespace, grace_period=0)
-                _wait("job pod gone", lambda: not [
-                    p for p in kube.list("Pod", view.namespace)
-                    if p["metadata"]["name"].endswith("-workflow")])  # fmt: skip
+                job_pod = f"{view.runner_pod}-workflow"
+                kube.delete("Pod", job_pod, view.namespace, grace_period=0)
+                # Its clone claim (<pod>-<volume>) goes with it; the next job's has that name.
+                _wait("job pod and its clone gone", lambda: not [
+                    x for kind in ("Pod", "PersistentVolumeClaim")
+                    for x in kube.list(kind, view.namespace)
+                    if x["metadata"]["name"].startswith(job_pod)])  # fmt: skip
 
             for key in NODE_VARIANTS:  # warm-up: first mount, first container of the image
                 job(key)
@@ -589,25 +652,33 @@ def measure_node(report: Report, workdir: Path, repeat: int) -> None:
                 for key, (label, *_rest) in NODE_VARIANTS.items():
                     report.time(key, label, functools.partial(job, key), 1)
                     reset(key)
-            propagation = template_propagation(kube, node, views["job-small"])
         report.sections.append(
-            "Hook template propagation: a change of the hook-template ConfigMap reached the "
-            f"running runner pod's mounted template file after {propagation:.1f}s (the kubelet's "
-            "sync period, 1 minute by default, plus its ConfigMap cache; a subPath mount would "
-            "never see it)."
+            "Hook template propagation (part d): a `pulumi up` of the local stack changing "
+            f"scale set {SCALE_SET}'s hook template (its `$job` memory request), then the wait "
+            "for the running runner pod (the ARC controller double's) to have it in its mounted "
+            "template file; "
+            + "; ".join(f"up {up_s:.1f}s, then {wait_s:.1f}s" for up_s, wait_s in samples)
+            + (" (the runner pod was replaced: not a propagation)" if restarted else "")
+            + ". The kubelet rewrites a ConfigMap volume when it re-syncs the pod, every "
+            "`syncFrequency` jittered up to 1.5x (pod_workers.go at v1.34.2), once its Watch "
+            "cache has the change; the local kubelet sets neither `syncFrequency` nor "
+            "`configMapAndSecretChangeDetectionStrategy`, so a default kubelet's 1 minute and "
+            "Watch apply: up to about 90 s."
         )
         report.sections.append(
-            f"Peak memory (RSS) of the whole local stack (etcd, kube-apiserver, "
-            f"kube-controller-manager, zfs-fuse, the CSI driver double and sidecars, "
-            f"kube-scheduler, containerd and its shims, kubelet, ARC controller double, and "
-            f"every container) while the local stack "
-            f"was deployed and the job pods ran: {sampler.peak / 2**30:.2f} GiB "
-            f"(goal under 3 GiB)."
+            f"Peak memory of the whole local stack ({sampler.processes} processes: etcd, "
+            "kube-apiserver, kube-controller-manager, zfs-fuse, the CSI driver double and "
+            "sidecars, kube-scheduler, containerd and its shims, kubelet, ARC controller double, "
+            "and every container) while the local stack was deployed and the job pods ran: "
+            f"the largest sum of their RSS at one sample (every 0.5 s) {sampler.peak / 2**30:.2f} "
+            f"GiB, the sum of each process's own peak (VmHWM) {sampler.sum_of_peaks / 2**30:.2f} "
+            "GiB (goal under 3 GiB). Not a cgroup figure: the processes share no cgroup of "
+            "their own (the kubelet runs with cgroupsPerQOS: false)."
         )
     finally:
         subprocess.run(
-            [sys.executable, "-m", "localcluster", "--state-dir", str(state), "down"],
-            capture_output=True, text=True, cwd=ROOT, timeout=300, check=False,
+            [*cli, "down", "--purge"], capture_output=True, text=True, cwd=ROOT, timeout=300,
+            check=False,
         )  # fmt: skip
 
 
@@ -628,11 +699,21 @@ def _fill(path: Path, files: int, total: int) -> None:
         (sub / f"f{index:06d}").write_bytes(os.urandom(total // files))
 
 
-def _claim(kube: Any, namespace: str, name: str, parent: str | None = None) -> str:
-    """Create a ``bench-zfs`` claim (a clone of ``parent`` if given); its PV once Bound."""
+def _mountpoint(dataset: str) -> Path:
+    return Path(zfs("get", "-H", "-o", "value", "mountpoint", dataset).stdout.strip())
+
+
+def _claim(
+    kube: Any,
+    namespace: str,
+    name: str,
+    parent: str | None = None,
+    storage_class: str = "bench-zfs",
+) -> str:
+    """Create a claim of ``storage_class`` (a clone of ``parent`` if given); its PV once Bound."""
     spec: dict[str, Any] = {
         "accessModes": ["ReadWriteOnce"],
-        "storageClassName": "bench-zfs",
+        "storageClassName": storage_class,
         "resources": {"requests": {"storage": CLONE_SIZE}},
     }
     if parent is not None:
@@ -678,8 +759,7 @@ def measure_clones(report: Report, cluster: LocalCluster) -> None:
 
     for key, (_, files, total) in CLONE_VARIANTS.items():
         parents[key] = f"{pool.name}/{_claim(kube, namespace, f'{key}-parent')}"
-        mountpoint = zfs("get", "-H", "-o", "value", "mountpoint", parents[key]).stdout.strip()
-        _fill(Path(mountpoint), files, total)
+        _fill(_mountpoint(parents[key]), files, total)
     # A warm cache was written long before a job clones it: flush the fresh writes so a
     # clone's time is the clone's, not the write-back of the fill.
     os.sync()
