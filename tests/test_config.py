@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +160,12 @@ BAD_INPUTS: list[tuple[str, Any, str, str]] = [
         "cpu",
     ),
     (
+        "scaleSets.linux.jobResources",
+        {"requests": {"cpu": "250x"}},
+        "scaleSets.linux.jobResources.requests.cpu",
+        "250m",
+    ),
+    (
         "scaleSets.linux.podSecurity",
         {"level": "baseline"},
         "scaleSets.linux.podSecurity",
@@ -286,6 +293,19 @@ def test_quantities_and_durations() -> None:
     assert parse_duration("7d").days == 7
     with pytest.raises(ValueError):
         parse_duration("")
+
+
+def test_job_resources_take_kubernetes_resource_quantities(raw: dict[str, Any]) -> None:
+    """CPU in milli-units and decimal exponents, as a PodSpec takes them, not only sizes."""
+    assert cfg.parse_resource_quantity("250m") == Decimal("0.25")
+    assert cfg.parse_resource_quantity("1.5") == Decimal("1.5")
+    assert cfg.parse_resource_quantity("4Gi") == 4 * 2**30
+    assert cfg.parse_resource_quantity("1e3") == 1000
+    resources = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "1.5"}}
+    config = validate_config(_set(raw, "scaleSets.linux.jobResources", resources))
+    assert config.scale_sets["linux"].job_resources.requests == resources["requests"]
+    with pytest.raises(ConfigError):
+        validate_config(_set(raw, "caches.gcc12.size", "250m"))
 
 
 def test_offline_check_cli_reports_all_problems(

@@ -33,6 +33,7 @@ from components.config.scalars import (
     SecretValue,
     parse_duration,
     parse_quantity,
+    parse_resource_quantity,
 )
 from components.config.scale_sets import (
     CacheMountConfig,
@@ -74,6 +75,7 @@ __all__ = [
     "main",
     "parse_duration",
     "parse_quantity",
+    "parse_resource_quantity",
     "summary",
     "validate_config",
 ]

@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from typing import Annotated, Final
 
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer
@@ -24,11 +25,13 @@ __all__ = [
     "MountPath",
     "PinnedImage",
     "Quantity",
+    "ResourceQuantity",
     "RunnerImage",
     "Secret",
     "SecretValue",
     "parse_duration",
     "parse_quantity",
+    "parse_resource_quantity",
 ]
 
 
@@ -39,6 +42,13 @@ _UNITS: Final = {
     "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
     "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
 }  # fmt: skip
+# A container resource quantity (Kubernetes resource.Quantity): CPU takes milli-units (250m)
+# and any quantity a decimal exponent (1e3); storage sizes stay whole bytes (parse_quantity).
+_RESOURCE_QUANTITY = re.compile(
+    r"^(?P<num>[0-9]+(\.[0-9]*)?|\.[0-9]+)"
+    r"(?:(?P<unit>Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)|[eE](?P<exp>[+-]?[0-9]+))?$"
+)
+_FRACTIONS: Final = {"n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3")}
 _DURATION = re.compile(r"^(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
 
 
@@ -48,6 +58,18 @@ def parse_quantity(value: str) -> int:
     if match is None:
         raise ValueError(value)
     return int(float(match["num"]) * _UNITS[match["unit"]])
+
+
+def parse_resource_quantity(value: str) -> Decimal:
+    """Return the amount of a container resource quantity such as ``250m``, ``2`` or ``4Gi``."""
+    match = _RESOURCE_QUANTITY.match(value)
+    if match is None:
+        raise ValueError(value)
+    number = Decimal(match["num"])
+    if match["exp"] is not None:
+        return number.scaleb(int(match["exp"]))
+    unit = match["unit"]
+    return number * (_FRACTIONS[unit] if unit in _FRACTIONS else _UNITS[unit])
 
 
 def parse_duration(value: str) -> timedelta:
@@ -82,6 +104,20 @@ def _quantity(value: str) -> str:
         raise PydanticCustomError(
             "quantity",
             "'{value}' is not a Kubernetes quantity: use a number with a unit, e.g. 200Gi",
+            {"value": value},
+        ) from None
+    return value
+
+
+def _resource_quantity(value: str) -> str:
+    try:
+        if parse_resource_quantity(value) <= 0:
+            raise ValueError(value)
+    except ValueError:
+        raise PydanticCustomError(
+            "resource_quantity",
+            "'{value}' is not a Kubernetes resource quantity: use a number with an optional unit, "
+            "e.g. 250m or 2 (cpu), 4Gi (memory)",
             {"value": value},
         ) from None
     return value
@@ -154,6 +190,7 @@ def _registrable_runner(value: str) -> str:
 
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]
 Quantity = Annotated[str, AfterValidator(_quantity)]
+ResourceQuantity = Annotated[str, AfterValidator(_resource_quantity)]
 Duration = Annotated[
     timedelta,
     BeforeValidator(_duration),

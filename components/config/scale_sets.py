@@ -9,7 +9,13 @@ from pydantic_core import PydanticCustomError
 
 from components import constants as c
 from components.config.base import ConfigModel
-from components.config.scalars import DnsLabel, MountPath, Quantity, RunnerImage
+from components.config.scalars import (
+    DnsLabel,
+    MountPath,
+    Quantity,
+    ResourceQuantity,
+    RunnerImage,
+)
 
 __all__ = ["CacheMountConfig", "PodSecurityConfig", "Resources", "ScaleSetConfig", "WorkVolume"]
 
@@ -17,12 +23,12 @@ __all__ = ["CacheMountConfig", "PodSecurityConfig", "Resources", "ScaleSetConfig
 class Resources(ConfigModel):
     """Container resource requests and limits, as in a PodSpec."""
 
-    requests: dict[Literal["cpu", "memory", "ephemeral-storage"], Quantity] = Field(
+    requests: dict[Literal["cpu", "memory", "ephemeral-storage"], ResourceQuantity] = Field(
         description="resource requests of the `$job` container",
         default_factory=dict,
-        examples=[{"cpu": "2", "memory": "4Gi"}],
+        examples=[{"cpu": "250m", "memory": "4Gi"}],
     )
-    limits: dict[Literal["cpu", "memory", "ephemeral-storage"], Quantity] = Field(
+    limits: dict[Literal["cpu", "memory", "ephemeral-storage"], ResourceQuantity] = Field(
         description="resource limits of the `$job` container",
         default_factory=dict,
         examples=[{"memory": "8Gi"}],
