@@ -553,15 +553,20 @@ def _d(obj: Any) -> JsonDict:
     return data
 
 
-def scale_sets(client: Client) -> list[JsonDict] | None:
-    """Every AutoscalingRunnerSet, or None while the ARC CRDs are not installed (the API
-    server answers a group it does not serve with a plain-text 404, not a Status)."""
+def _listed(client: Client, kind: Any) -> list[JsonDict] | None:
+    """Every object of an ARC kind, or None while its CRD is not installed (the API server
+    answers a group or resource it does not serve with a plain-text 404, not a Status)."""
     try:
-        return [_d(a) for a in client.list(AutoscalingRunnerSet, namespace="*")]
+        return [_d(o) for o in client.list(kind, namespace="*")]
     except httpx2.HTTPStatusError as exc:
         if exc.response.status_code == 404:
             return None
         raise
+
+
+def scale_sets(client: Client) -> list[JsonDict] | None:
+    """Every AutoscalingRunnerSet, or None while the ARC CRDs are not installed."""
+    return _listed(client, AutoscalingRunnerSet)
 
 
 def request_runners(client: Client, namespace: str, scale_set: str, replicas: int) -> str:
@@ -684,10 +689,11 @@ class ArcControllerDouble:
             ers = self._runner_set(client, ars)
             if controller is not None:
                 self._listener(client, ars, ers, *controller)
-        for ers_obj in client.list(EphemeralRunnerSet, namespace="*"):
-            self._scale_runners(client, _d(ers_obj))
-        for runner in client.list(EphemeralRunner, namespace="*"):
-            self._runner(client, _d(runner))
+        # The CRDs go one by one when a stack is destroyed: a kind already gone has nothing.
+        for ers in _listed(client, EphemeralRunnerSet) or []:
+            self._scale_runners(client, ers)
+        for runner in _listed(client, EphemeralRunner) or []:
+            self._runner(client, runner)
 
     @staticmethod
     def _set_finalizers(client: Client, kind: Any, obj: JsonDict, finalizers: list[str]) -> None:
@@ -742,8 +748,7 @@ class ArcControllerDouble:
         """``cleanupListener``: delete the scale set's listener; done once it is gone."""
         m = ars["metadata"]
         done = True
-        for found in client.list(AutoscalingListener, namespace="*"):
-            listener = _d(found)
+        for listener in _listed(client, AutoscalingListener) or []:
             spec = listener.get("spec") or {}
             if (
                 spec.get("autoscalingRunnerSetNamespace"),
