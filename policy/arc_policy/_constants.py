@@ -2,8 +2,8 @@
 
 The pack runs on its own: Pulumi starts it with only the ``policy/`` directory on ``sys.path``
 (and ``pulumi policy publish`` ships only that directory), so it cannot import ``components``.
-``tests/test_policy_constants.py`` asserts that every value here equals the one in
-``components.constants``: change them there first.
+``tests/test_policy_pack.py::test_copied_constants_equal_the_programs`` asserts that every
+value here equals the one in ``components.constants``: change them there first.
 """
 
 from __future__ import annotations
