@@ -81,8 +81,9 @@ CNI_BIN_DIR: Final = Path("/usr/lib/cni")
 _CNI_PLUGINS: Final = ("bridge", "host-local", "loopback")
 _CGROUP_V1_CONTROLLERS: Final = ("cpu", "cpuacct", "memory", "pids", "devices", "freezer")
 _NOT_READY_TAINT: Final = "node.kubernetes.io/not-ready"
-#: unix socket paths are limited to 108 bytes (this leaves a margin).
-MAX_SOCKET_PATH: Final = 100
+#: the longest unix socket path every listener here takes: grpc's (the driver double's
+#: sockets) refuses 106 characters and more, below sun_path's 108 bytes.
+MAX_SOCKET_PATH: Final = 105
 
 
 class NodeUnavailableError(RuntimeError):

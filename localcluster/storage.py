@@ -304,7 +304,8 @@ class LocalStorage:
         if len(str(registration)) > MAX_SOCKET_PATH:
             raise StorageUnavailableError(
                 f"state dir {self.state_dir} is too long for the driver's registration socket "
-                f"{registration} (unix sockets: at most {MAX_SOCKET_PATH} characters)"
+                f"{registration} (unix sockets: at most {MAX_SOCKET_PATH} characters); fix: a "
+                "shorter state dir, e.g. make up LOCAL_CLUSTER_DIR=/tmp/arc-zfs-cache-local"
             )
         self.pool.ensure()
         try:

@@ -74,7 +74,9 @@ def localcluster(checkout: Path, command: str) -> subprocess.CompletedProcess[st
 @pytest.fixture(scope="module")
 def checkout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A copy of the checkout; whatever ``make up`` left running is stopped at the end."""
-    copy = _checkout_copy(tmp_path_factory.mktemp("checkout"))
+    # A short name: the kubelet's plugin registration socket under the copy's state dir must
+    # fit a unix socket path (localcluster.node.MAX_SOCKET_PATH).
+    copy = _checkout_copy(tmp_path_factory.mktemp("up"))
     yield copy
     localcluster(copy, "down")
 
