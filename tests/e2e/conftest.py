@@ -12,9 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from lightkube import Client
 
 from localcluster.__main__ import kubectl_line
 from localcluster.harness import LocalCluster
+from localcluster.kube import Kube
+from localcluster.node import LocalNode
 from localcluster.storage import find_storage_binaries
 from localcluster.toolchain import FIX_COMMAND, ToolchainMissingError, find_binaries
 from localcluster.zfs_pool import StorageUnavailableError, preflight
@@ -67,3 +70,24 @@ def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClu
         yield cluster
     finally:
         cluster.stop()
+
+
+# A module whose tests need a cluster of their own (the local node, say) defines ``cluster``;
+# these give its tests the node and the harness's clients of that cluster.
+@pytest.fixture(scope="module")
+def node(cluster: LocalCluster) -> LocalNode:
+    """The module cluster's local node (it must have been started with one)."""
+    assert cluster.node is not None
+    return cluster.node
+
+
+@pytest.fixture(scope="module")
+def client(cluster: LocalCluster) -> Client:
+    """A lightkube client of the module's cluster, as the harness."""
+    return cluster.client()
+
+
+@pytest.fixture(scope="module")
+def kube(cluster: LocalCluster) -> Kube:
+    """The harness's :class:`~localcluster.kube.Kube` of the module's cluster."""
+    return cluster.kube()

@@ -63,22 +63,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
         yield cluster
 
 
-@pytest.fixture(scope="module")
-def node(cluster: LocalCluster) -> LocalNode:
-    assert cluster.node is not None
-    return cluster.node
-
-
-@pytest.fixture(scope="module")
-def client(cluster: LocalCluster) -> Client:
-    return cluster.client()
-
-
-@pytest.fixture(scope="module")
-def kube(cluster: LocalCluster) -> Kube:
-    return cluster.kube()
-
-
 _counter = iter(range(1000))
 
 

@@ -67,11 +67,6 @@ def project(
     project.destroy(check=False)
 
 
-@pytest.fixture(scope="module")
-def client(cluster: LocalCluster) -> Client:
-    return cluster.client()
-
-
 def test_bad_config_fails_before_any_object(project: PulumiProject, cluster: LocalCluster) -> None:
     config = local_stack_config(cluster)
     config["caches"]["gcc12"]["size"] = "10GB"
