@@ -15,6 +15,7 @@ import pulumi
 
 from components import constants as c
 from components.config import StackConfig
+from components.runner_scale_set import scale_set_values
 from components.stack import ArcZfsCache
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -29,6 +30,8 @@ __all__ = [
     "Registered",
     "deploy",
     "run_under_mocks",
+    "runner_env",
+    "scale_set_chart_values",
 ]
 
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # Pulumi's wire signature of a secret value
@@ -146,3 +149,28 @@ def deploy(config: StackConfig, *, preview: bool = False) -> Deployment:
 
     deployment, _ = run_under_mocks(build, preview=preview)
     return deployment
+
+
+def scale_set_chart_values(**overrides: Any) -> dict[str, Any]:
+    """The scale-set chart values of a small ``linux`` scale set, ``overrides`` applied."""
+    args: dict[str, Any] = {
+        "name": "linux",
+        "github_config_url": "https://github.com/acme",
+        "runner_group": "default",
+        "min_runners": 0,
+        "max_runners": 2,
+        "runner_image": c.RUNNER_IMAGE,
+        "node": "node-a",
+        "controller_namespace": "arc-systems",
+        "controller_service_account": "arc-gha-rs-controller",
+        "work_volume_size": "10Gi",
+        "work_volume_storage_class": None,
+        **overrides,
+    }
+    return scale_set_values(**args)
+
+
+def runner_env(values: dict[str, Any]) -> dict[str, str]:
+    """The runner container's env of rendered scale-set chart values, by name."""
+    (runner,) = values["template"]["spec"]["containers"]
+    return {e["name"]: e["value"] for e in runner["env"]}

@@ -18,36 +18,18 @@ import pytest
 from components import constants as c
 from components.config import ConfigError, load_stack_file, validate_config
 from components.hook_template import CacheMount, hook_template
-from components.runner_scale_set import scale_set_values
 from policy.arc_policy.hook_merge import HOOK_0_8, RunnerContext, WorkflowContainer
 from policy.arc_policy.testing import declared, run_pack
-from tests.harness import ROOT, deploy
+from tests.harness import ROOT, deploy, runner_env, scale_set_chart_values
 
 DATA = Path(__file__).resolve().parent / "data"
 K8S_VERSION = "1.34.0"
 
 
 def _values(**overrides: Any) -> dict[str, Any]:
-    args: dict[str, Any] = {
-        "name": "nv",
-        "github_config_url": "https://github.com/acme",
-        "runner_group": "default",
-        "min_runners": 0,
-        "max_runners": 2,
-        "runner_image": c.RUNNER_IMAGE,
-        "node": "node-a",
-        "controller_namespace": "arc-systems",
-        "controller_service_account": "arc-gha-rs-controller",
-        "work_volume_size": "10Gi",
-        "work_volume_storage_class": "local-path",
-        **overrides,
-    }
-    return scale_set_values(**args)
-
-
-def _runner_env(values: dict[str, Any]) -> dict[str, str]:
-    (runner,) = values["template"]["spec"]["containers"]
-    return {e["name"]: e["value"] for e in runner["env"]}
+    return scale_set_chart_values(
+        **{"name": "nv", "work_volume_storage_class": "local-path", **overrides}
+    )
 
 
 def test_novolume_values_use_hook_08_unpinned_and_without_work_claim() -> None:
@@ -56,7 +38,7 @@ def test_novolume_values_use_hook_08_unpinned_and_without_work_claim() -> None:
     spec = values["template"]["spec"]
     assert "nodeSelector" not in spec
     assert "affinity" not in spec and "nodeName" not in spec
-    env = _runner_env(values)
+    env = runner_env(values)
     assert env["ACTIONS_RUNNER_CONTAINER_HOOKS"] == c.NOVOLUME_HOOK_ENTRYPOINT
     assert env["ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE"] == c.HOOK_TEMPLATE_FILE
     assert [v["name"] for v in spec["volumes"]] == [c.HOOK_TEMPLATE_VOLUME]
@@ -69,7 +51,7 @@ def test_kubernetes_values_pin_runners_and_claim_a_work_volume() -> None:
         "local-path"
     )
     assert values["template"]["spec"]["nodeSelector"] == {"kubernetes.io/hostname": "node-a"}
-    assert _runner_env(values)["ACTIONS_RUNNER_CONTAINER_HOOKS"] == c.HOOK_ENTRYPOINT
+    assert runner_env(values)["ACTIONS_RUNNER_CONTAINER_HOOKS"] == c.HOOK_ENTRYPOINT
 
 
 def test_novolume_values_refuse_the_hook_07_scheduler_switch() -> None:
@@ -197,7 +179,7 @@ def test_program_renders_a_novolume_scale_set_unpinned_without_work_claim(
     values = deployment.chart("linux")["values"]
     assert values["containerMode"] == {"type": c.CONTAINER_MODE_NOVOLUME}
     assert "nodeSelector" not in values["template"]["spec"]
-    assert _runner_env(values)["ACTIONS_RUNNER_CONTAINER_HOOKS"] == c.NOVOLUME_HOOK_ENTRYPOINT
+    assert runner_env(values)["ACTIONS_RUNNER_CONTAINER_HOOKS"] == c.NOVOLUME_HOOK_ENTRYPOINT
     # The other scale set keeps hook 0.7 and its pin.
     builder = deployment.chart("gcc12-builder")["values"]
     assert builder["containerMode"]["type"] == c.CONTAINER_MODE_KUBERNETES

@@ -11,33 +11,9 @@ from components import constants as c
 from components.build_cache import openebs_capacity
 from components.config import ConfigError, parse_quantity, validate_config
 from components.hook_template import hook_template
-from components.runner_scale_set import scale_set_values
 from policy.arc_policy.hook_merge import effective_job_pod
-from tests.harness import deploy
-
-
-def values(**overrides: Any) -> dict[str, Any]:
-    args: dict[str, Any] = {
-        "name": "linux",
-        "github_config_url": "https://github.com/acme",
-        "runner_group": "default",
-        "min_runners": 0,
-        "max_runners": 2,
-        "runner_image": c.RUNNER_IMAGE,
-        "node": "node-a",
-        "controller_namespace": "arc-systems",
-        "controller_service_account": "arc-gha-rs-controller",
-        "work_volume_size": "10Gi",
-        "work_volume_storage_class": None,
-        **overrides,
-    }
-    return scale_set_values(**args)
-
-
-def runner_env(rendered: dict[str, Any]) -> dict[str, str]:
-    (runner,) = rendered["template"]["spec"]["containers"]
-    return {e["name"]: e["value"] for e in runner["env"]}
-
+from tests.harness import deploy, runner_env
+from tests.harness import scale_set_chart_values as values
 
 # --- (1) listener, (9) names and labels -----------------------------------------------------
 
