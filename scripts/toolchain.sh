@@ -451,25 +451,33 @@ build_external_snapshotter() {
     ls "$work/out/crd"
 }
 
+# python_grpc WORK PROTO PACKAGE NAME: Python gRPC code for PROTO (copied as
+# NAME.proto) in package PACKAGE under WORK/out/python, by grpcio-tools (a pinned
+# test dependency in pyproject.toml), then imported once to show its services.
+python_grpc() {
+    local work=$1 proto=$2 package=$3 name=$4 out
+    out="$work/out/python/$package"
+    [[ -x $ROOT/.venv/bin/python ]] || { echo "no .venv: run make deps first"; return 1; }
+    mkdir -p "$out"
+    cp "$proto" "$work/out/$name.proto"
+    "$ROOT/.venv/bin/python" -m grpc_tools.protoc -I "$work/out" \
+        --python_out="$out" --grpc_python_out="$out" --pyi_out="$out" "$work/out/$name.proto"
+    # protoc writes `import NAME_pb2` into the gRPC module; make it relative to
+    # the package it lives in.
+    sed -i "s/^import ${name}_pb2 as/from . import ${name}_pb2 as/" "$out/${name}_pb2_grpc.py"
+    touch "$out/__init__.py"
+    "$ROOT/.venv/bin/python" -c "import sys; sys.path.insert(0, '$work/out/python'); \
+from $package import ${name}_pb2, ${name}_pb2_grpc; print('$name.proto services:', \
+', '.join(${name}_pb2.DESCRIPTOR.services_by_name))"
+}
+
 build_csi_spec() {
     local work=$1 src
     # The driver double (localcluster/zfs_csi) speaks CSI through Python code
     # generated from the spec module's own csi.proto by grpcio-tools (a pinned
     # test dependency in pyproject.toml), so the wire format is the spec's.
     src=$(module_dir "$CSI_SPEC_MODULE" "v$PIN_CSI_SPEC")
-    [[ -x $ROOT/.venv/bin/python ]] || { echo "no .venv: run make deps first"; return 1; }
-    mkdir -p "$work/out/python/csi_pb"
-    cp "$src/csi.proto" "$work/out/csi.proto"
-    "$ROOT/.venv/bin/python" -m grpc_tools.protoc -I "$work/out" \
-        --python_out="$work/out/python/csi_pb" --grpc_python_out="$work/out/python/csi_pb" \
-        --pyi_out="$work/out/python/csi_pb" "$work/out/csi.proto"
-    # protoc writes `import csi_pb2` into the gRPC module; make it relative to
-    # the package it lives in.
-    sed -i 's/^import csi_pb2 as/from . import csi_pb2 as/' "$work/out/python/csi_pb/csi_pb2_grpc.py"
-    touch "$work/out/python/csi_pb/__init__.py"
-    "$ROOT/.venv/bin/python" -c "import sys; sys.path.insert(0, '$work/out/python'); \
-from csi_pb import csi_pb2, csi_pb2_grpc; print('csi.proto services:', \
-', '.join(csi_pb2.DESCRIPTOR.services_by_name))"
+    python_grpc "$work" "$src/csi.proto" csi_pb csi
 }
 
 # The kubelet's plugin registration API (pluginregistration v1), which the
@@ -481,19 +489,7 @@ PLUGIN_REGISTRATION_PROTO=pkg/apis/pluginregistration/v1/api.proto
 build_plugin_registration() {
     local work=$1 src
     src=$(module_dir "$KUBELET_MODULE" "v0.${PIN_KUBERNETES#*.}")
-    [[ -x $ROOT/.venv/bin/python ]] || { echo "no .venv: run make deps first"; return 1; }
-    mkdir -p "$work/out/python/pluginregistration_pb"
-    cp "$src/$PLUGIN_REGISTRATION_PROTO" "$work/out/api.proto"
-    "$ROOT/.venv/bin/python" -m grpc_tools.protoc -I "$work/out" \
-        --python_out="$work/out/python/pluginregistration_pb" \
-        --grpc_python_out="$work/out/python/pluginregistration_pb" \
-        --pyi_out="$work/out/python/pluginregistration_pb" "$work/out/api.proto"
-    sed -i 's/^import api_pb2 as/from . import api_pb2 as/' \
-        "$work/out/python/pluginregistration_pb/api_pb2_grpc.py"
-    touch "$work/out/python/pluginregistration_pb/__init__.py"
-    "$ROOT/.venv/bin/python" -c "import sys; sys.path.insert(0, '$work/out/python'); \
-from pluginregistration_pb import api_pb2, api_pb2_grpc; print('pluginregistration services:', \
-', '.join(api_pb2.DESCRIPTOR.services_by_name))"
+    python_grpc "$work" "$src/$PLUGIN_REGISTRATION_PROTO" pluginregistration_pb api
 }
 
 # install_zfs_fuse: Debian's zfs-fuse at the pinned package version.  Not a
