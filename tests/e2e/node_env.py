@@ -30,6 +30,7 @@ from localcluster.node import NODE_NAME, LocalNode, NodeUnavailableError
 
 __all__ = [
     "RESTRICTED_CONTAINER",
+    "RESTRICTED_NAMESPACE_LABELS",
     "hook_view",
     "local_claim",
     "local_stack_config",
@@ -43,6 +44,10 @@ __all__ = [
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]
 
+RESTRICTED_NAMESPACE_LABELS = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/enforce-version": "latest",
+}
 RESTRICTED_CONTAINER = {
     "allowPrivilegeEscalation": False,
     "capabilities": {"drop": ["ALL"]},

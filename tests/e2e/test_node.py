@@ -44,10 +44,7 @@ from tests.e2e.node_env import RESTRICTED_CONTAINER, hook_view, runner_pod
 pytestmark = pytest.mark.e2e
 
 T = TypeVar("T")
-RESTRICTED = {
-    "pod-security.kubernetes.io/enforce": "restricted",
-    "pod-security.kubernetes.io/enforce-version": "latest",
-}
+RESTRICTED = node_env.RESTRICTED_NAMESPACE_LABELS
 
 
 def wait_for(what: str, check: Callable[[], T | None], timeout: float = 90.0) -> T:

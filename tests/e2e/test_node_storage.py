@@ -36,10 +36,7 @@ pytestmark = pytest.mark.e2e
 
 T = TypeVar("T")
 MARKER = "parent-marker"
-RESTRICTED = {
-    "pod-security.kubernetes.io/enforce": "restricted",
-    "pod-security.kubernetes.io/enforce-version": "latest",
-}
+RESTRICTED = node_env.RESTRICTED_NAMESPACE_LABELS
 
 
 def wait_for(what: str, check: Callable[[], T | None], timeout: float = 120.0) -> T:
