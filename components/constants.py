@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Final, Literal
 
 __all__ = [
+    "ANNOTATION_DEPENDS_ON",
     "ANNOTATION_POD_SECURITY_REASON",
     "ANNOTATION_PROMOTE_TOKEN",
     "ANNOTATION_RESET_TOKEN",
@@ -20,6 +21,7 @@ __all__ = [
     "ARC_SCALE_SET_CHART",
     "ARC_SCALE_SET_CHART_VERSION",
     "CACHE_CLONE_VOLUME_PREFIX",
+    "CLEANUP_PROTECTION_FINALIZER",
     "CONFIG_NAMESPACE",
     "CONTAINER_MODE_KUBERNETES",
     "CONTAINER_MODE_NOVOLUME",
@@ -88,6 +90,7 @@ __all__ = [
     "hook_template_name",
     "promotion_lease_name",
     "promotion_pointer_name",
+    "scale_set_chart_fullname",
     "source_snapshot_name",
 ]
 
@@ -269,6 +272,25 @@ def controller_service_account_name(release: str) -> str:
         else f"{release}-{_CONTROLLER_CHART_BASE_NAME}"
     )
     return name[:63].rstrip("-")
+
+
+#: Base name of the gha-runner-scale-set chart (its ``gha-base-name``).
+_SCALE_SET_CHART_BASE_NAME: Final = "gha-rs"
+
+#: What the gha-runner-scale-set chart puts on the objects the controller needs to clean up
+#: a scale set (constants.go ``AutoscalingRunnerSetCleanupFinalizerName``); the controller
+#: removes it when the AutoscalingRunnerSet is deleted.
+CLEANUP_PROTECTION_FINALIZER: Final = "actions.github.com/cleanup-protection"
+
+#: The explicit dependency annotation a helm.sh/v4 Chart orders its objects by (cli-utils'
+#: ``dependson.Annotation``): ``<group>/namespaces/<namespace>/<Kind>/<name>``, comma-separated.
+ANNOTATION_DEPENDS_ON: Final = "config.kubernetes.io/depends-on"
+
+
+def scale_set_chart_fullname(scale_set: str) -> str:
+    """The gha-runner-scale-set chart's ``fullname``: ``<scale set>-gha-rs``, truncated to 63
+    characters, no trailing ``-``; the prefix of the objects it names after the scale set."""
+    return f"{scale_set}-{_SCALE_SET_CHART_BASE_NAME}"[:63].rstrip("-")
 
 
 def cache_storage_class(prefix: str, node: str) -> str:

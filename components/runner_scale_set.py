@@ -24,12 +24,35 @@ from components.hook_template import (
     runner_pod_security_context,
 )
 
-__all__ = ["RunnerScaleSet", "RunnerScaleSetArgs", "scale_set_values"]
+__all__ = ["RunnerScaleSet", "RunnerScaleSetArgs", "cleanup_protected_objects", "scale_set_values"]
+
+
+def cleanup_protected_objects(scale_set: str, namespace: str) -> list[str]:
+    """The objects the chart gives the cleanup-protection finalizer, as depends-on references.
+
+    In the kubernetes modes, with the program's values (no ``template.spec.serviceAccountName``,
+    ``githubConfigSecret`` the name of a Secret made elsewhere): the kube-mode ServiceAccount,
+    Role and RoleBinding and the manager Role and RoleBinding (0.14.2
+    ``kube_mode_serviceaccount.yaml``, ``kube_mode_role(_binding).yaml``,
+    ``manager_role(_binding).yaml``). Each keeps its finalizer until the controller has
+    cleaned up the deleted AutoscalingRunnerSet.
+    """
+    fullname = c.scale_set_chart_fullname(scale_set)
+    kube_mode, manager = f"{fullname}-kube-mode", f"{fullname}-manager"
+    rbac = "rbac.authorization.k8s.io"
+    return [
+        f"/namespaces/{namespace}/ServiceAccount/{fullname.replace('_', '-')}-kube-mode",
+        f"{rbac}/namespaces/{namespace}/Role/{kube_mode}",
+        f"{rbac}/namespaces/{namespace}/RoleBinding/{kube_mode}",
+        f"{rbac}/namespaces/{namespace}/Role/{manager}",
+        f"{rbac}/namespaces/{namespace}/RoleBinding/{manager}",
+    ]
 
 
 def scale_set_values(
     *,
     name: str,
+    namespace: str,
     github_config_url: str,
     runner_group: str,
     min_runners: int,
@@ -52,6 +75,13 @@ def scale_set_values(
     (mounted as a directory so updates reach running runners) and its mount are added here.
     Credentials are referenced by Secret name only. ``listenerTemplate`` makes the listener
     pod, which the controller starts in its own namespace, admissible there.
+
+    The AutoscalingRunnerSet depends on the objects the chart protects with the
+    cleanup-protection finalizer (:func:`cleanup_protected_objects`, through the annotation a
+    helm.sh/v4 Chart orders its objects by), so ``pulumi destroy`` deletes it first and
+    awaits its cleanup, which lifts their finalizers. Without it the chart's objects are one
+    batch: the engine's parallel slots can all hold awaited deletes of protected objects
+    while the AutoscalingRunnerSet delete that releases them waits for a slot.
 
     ``kubernetes`` (hook 0.7): the runner shares its ``work`` claim with the job pod, which
     the hook pins to the runner's node, so the runner is pinned to ``node``, the caches'.
@@ -134,6 +164,13 @@ def scale_set_values(
             "spec": spec,
         },
         "listenerTemplate": listener_template(),
+        "resourceMeta": {
+            "autoscalingRunnerSet": {
+                "annotations": {
+                    c.ANNOTATION_DEPENDS_ON: ",".join(cleanup_protected_objects(name, namespace))
+                }
+            }
+        },
     }
     if github_ca_config_map:
         values["githubServerTLS"] = {
@@ -184,6 +221,7 @@ class RunnerScaleSet(pulumi.ComponentResource):
             controller_namespace, service_account, hook_config_map, ca_config_map = names
             return scale_set_values(
                 name=args.name,
+                namespace=cfg.namespace,
                 github_config_url=args.github_config_url,
                 runner_group=cfg.runner_group,
                 min_runners=cfg.min_runners,

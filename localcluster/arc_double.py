@@ -81,11 +81,11 @@ from lightkube.resources.core_v1 import Event, Pod, Secret, ServiceAccount
 from lightkube.resources.rbac_authorization_v1 import Role, RoleBinding
 from lightkube.types import PatchType
 
+from components.constants import CLEANUP_PROTECTION_FINALIZER
 from localcluster.kube import make_client
 
 __all__ = [
     "CLEANUP_ANNOTATIONS",
-    "CLEANUP_FINALIZER",
     "SCALE_SET_FINALIZER",
     "ArcControllerDouble",
     "cleanup_protected",
@@ -128,8 +128,6 @@ ANNOTATION_SCALE_SET_NAME: Final = "actions.github.com/runner-scale-set-name"
 ANNOTATION_PATCH_ID: Final = "actions.github.com/patch-id"
 #: autoscalingrunnerset_controller.go ``autoscalingRunnerSetFinalizerName``.
 SCALE_SET_FINALIZER: Final = "autoscalingrunnerset.actions.github.com/finalizer"
-#: constants.go ``AutoscalingRunnerSetCleanupFinalizerName``: on what the scale-set chart makes.
-CLEANUP_FINALIZER: Final = "actions.github.com/cleanup-protection"
 #: ``removeFinalizersFromDependentResources``, in its order: the annotation naming each object
 #: (constants.go ``AnnotationKey*``) and its kind, all in the AutoscalingRunnerSet's namespace.
 CLEANUP_ANNOTATIONS: Final = (
@@ -738,7 +736,7 @@ class ArcControllerDouble:
                 if exc.status.code != 404:
                     raise
                 continue  # "has already been deleted"
-            remaining = _finalizers_without(obj, CLEANUP_FINALIZER)
+            remaining = _finalizers_without(obj, CLEANUP_PROTECTION_FINALIZER)
             if remaining is not None:
                 self._set_finalizers(client, kind, obj, remaining)
         remaining = _finalizers_without(ars, SCALE_SET_FINALIZER)

@@ -155,6 +155,7 @@ def scale_set_chart_values(**overrides: Any) -> dict[str, Any]:
     """The scale-set chart values of a small ``linux`` scale set, ``overrides`` applied."""
     args: dict[str, Any] = {
         "name": "linux",
+        "namespace": "arc-runners",
         "github_config_url": "https://github.com/acme",
         "runner_group": "default",
         "min_runners": 0,

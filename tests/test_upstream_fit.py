@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from components.build_cache import openebs_capacity
 from components.config import ConfigError, parse_quantity, validate_config
 from components.hook_template import hook_template
 from policy.arc_policy.hook_merge import effective_job_pod
+from scripts import record_chart_cases, record_upstream_charts
 from tests.harness import deploy, runner_env
 from tests.harness import scale_set_chart_values as values
 
@@ -183,3 +185,44 @@ def test_snapshot_controller_toggle(minimal_raw: dict[str, Any]) -> None:
     minimal_raw["storage"] = {"installSnapshotController": False}
     chart = deploy(validate_config(minimal_raw)).chart("zfs-localpv")
     assert chart["values"]["zfsController"]["snapshotController"] == {"enabled": False}
+
+
+# --- (10) pulumi destroy and the chart's cleanup-protection finalizers ----------------------------
+
+
+def _upstream_scale_set_renders() -> list[tuple[str, list[dict[str, Any]]]]:
+    """(where, objects) of every recorded upstream scale-set render: each shipped stack's
+    scale-set releases and the kubernetes-novolume cases (tests/data/upstream-charts-0.14.2)."""
+    renders: list[tuple[str, list[dict[str, Any]]]] = []
+    for stack in record_upstream_charts.STACKS:
+        table = json.loads((record_upstream_charts.TABLE_DIR / f"{stack}.json").read_text())
+        for release in table["releases"]:
+            if c.ARC_SCALE_SET_CHART.endswith(f"/{release['chart']}"):
+                renders.append((f"{stack}/{release['release']}", release["objects"]))
+    for variant, entry in record_chart_cases.load()["novolume"].items():
+        renders.append((f"novolume/{variant}", entry["objects"]))
+    return renders
+
+
+@pytest.mark.parametrize(
+    ("where", "objects"),
+    _upstream_scale_set_renders(),
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_scale_set_depends_on_exactly_what_upstream_protects(
+    where: str, objects: list[dict[str, Any]]
+) -> None:
+    """Every object upstream 0.14.2 renders with the cleanup-protection finalizer for the
+    program's values is a dependency of the AutoscalingRunnerSet, and nothing else is: the
+    helm.sh/v4 Chart then creates them first and destroys them only after the scale set is gone
+    (and the controller has lifted their finalizers), so ``pulumi destroy`` cannot deadlock."""
+    protected = {
+        f"{o['object']['apiVersion'].rpartition('/')[0]}/namespaces/{o['namespace']}/"
+        f"{o['kind']}/{o['name']}"
+        for o in objects
+        if c.CLEANUP_PROTECTION_FINALIZER in (o["object"]["metadata"].get("finalizers") or [])
+    }
+    (ars,) = [o["object"] for o in objects if o["kind"] == "AutoscalingRunnerSet"]
+    depends_on = ars["metadata"]["annotations"][c.ANNOTATION_DEPENDS_ON].split(",")
+    assert len(protected) == 5, where
+    assert sorted(depends_on) == sorted(protected), where

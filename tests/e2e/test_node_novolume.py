@@ -115,6 +115,7 @@ def novolume_runner_pod(
     """A runner pod as the program's novolume values and the chart render it (unpinned)."""
     values = scale_set_values(
         name=SCALE_SET,
+        namespace=namespace,
         github_config_url="https://github.com/example-org",
         runner_group="default",
         min_runners=0,

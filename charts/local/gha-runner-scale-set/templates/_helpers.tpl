@@ -2,6 +2,7 @@
 {{- define "rs.kubeModeName" -}}{{ include "rs.name" . }}-gha-rs-kube-mode{{- end -}}
 {{- define "rs.managerName" -}}{{ include "rs.name" . }}-gha-rs-manager{{- end -}}
 {{- /* constants.go AutoscalingRunnerSetCleanupFinalizerName (0.14.2): ARC removes it on cleanup. */ -}}
+{{- define "rs.cleanupFinalizer" -}}actions.github.com/cleanup-protection{{- end -}}
 {{- /* As upstream's gha-runner-scale-set.labels (0.14.2). */ -}}
 {{- define "rs.labels" -}}
 helm.sh/chart: {{ printf "gha-rs-%s" .Chart.Version }}

@@ -137,6 +137,7 @@ if stage == "full":
             namespace=ns_name,
             values=scale_set_values(
                 name="runners",
+                namespace=ns_name,
                 github_config_url="https://github.com/example/repo",
                 runner_group="default",
                 min_runners=0,
