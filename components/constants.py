@@ -25,9 +25,15 @@ __all__ = [
     "CONFIG_NAMESPACE",
     "CONTAINER_MODE_KUBERNETES",
     "CONTAINER_MODE_NOVOLUME",
+    "ENV_CLAIM_NAME",
     "ENV_CONTAINER_HOOKS",
     "ENV_CONTAINER_HOOK_TEMPLATE",
+    "ENV_IMAGE",
+    "ENV_INPUT_JITCONFIG",
+    "ENV_KUBERNETES_NAMESPACE",
+    "ENV_POD_NAME",
     "ENV_REQUIRE_JOB_CONTAINER",
+    "ENV_RETURN_VERSION_DEPRECATED_EXIT_CODE",
     "ENV_USE_KUBE_SCHEDULER",
     "GITHUB_CA_CONFIG_MAP",
     "GITHUB_CA_DIR",
@@ -181,6 +187,20 @@ ENV_CONTAINER_HOOKS: Final = "ACTIONS_RUNNER_CONTAINER_HOOKS"
 ENV_CONTAINER_HOOK_TEMPLATE: Final = "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE"
 ENV_REQUIRE_JOB_CONTAINER: Final = "ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER"
 ENV_USE_KUBE_SCHEDULER: Final = "ACTIONS_RUNNER_USE_KUBE_SCHEDULER"
+#: The runner pod's name: the hooks name and label their pods after it (the chart sets it).
+ENV_POD_NAME: Final = "ACTIONS_RUNNER_POD_NAME"
+#: The work claim hook 0.7 mounts into its job pods (its ``getVolumeClaimName``).
+ENV_CLAIM_NAME: Final = "ACTIONS_RUNNER_CLAIM_NAME"
+#: The image hook 0.8 runs its fs-init container from (the chart sets the runner's image).
+ENV_IMAGE: Final = "ACTIONS_RUNNER_IMAGE"
+#: The namespace the hooks create their pods in (default: the runner pod's).
+ENV_KUBERNETES_NAMESPACE: Final = "ACTIONS_RUNNER_KUBERNETES_NAMESPACE"
+#: The runner's JIT config, which the ARC controller sets from the EphemeralRunner's secret.
+ENV_INPUT_JITCONFIG: Final = "ACTIONS_RUNNER_INPUT_JITCONFIG"
+#: The ARC controller sets it ("1"): a runner whose version is deprecated exits with its own code.
+ENV_RETURN_VERSION_DEPRECATED_EXIT_CODE: Final = (
+    "ACTIONS_RUNNER_RETURN_VERSION_DEPRECATED_EXIT_CODE"
+)
 #: The hook-template ConfigMap is mounted as a directory: a subPath mount never sees updates.
 HOOK_TEMPLATE_DIR: Final = "/home/runner/pod-template"
 HOOK_TEMPLATE_KEY: Final = "content"

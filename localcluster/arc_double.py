@@ -81,7 +81,12 @@ from lightkube.resources.core_v1 import Event, Pod, Secret, ServiceAccount
 from lightkube.resources.rbac_authorization_v1 import Role, RoleBinding
 from lightkube.types import PatchType
 
-from components.constants import CLEANUP_PROTECTION_FINALIZER
+from components.constants import (
+    CLEANUP_PROTECTION_FINALIZER,
+    ENV_INPUT_JITCONFIG,
+    ENV_RETURN_VERSION_DEPRECATED_EXIT_CODE,
+    LABEL_PART_OF,
+)
 from localcluster.kube import make_client
 
 __all__ = [
@@ -109,7 +114,6 @@ RUNNER_CONTAINER: Final = "runner"
 LISTENER_ENTRYPOINT: Final = "/ghalistener"
 CONTROLLER_LABEL: Final = ("app.kubernetes.io/name", "gha-rs-controller")
 
-LABEL_PART_OF: Final = "app.kubernetes.io/part-of"
 LABEL_COMPONENT: Final = "app.kubernetes.io/component"
 LABEL_VERSION: Final = "app.kubernetes.io/version"
 LABEL_OS: Final = "kubernetes.io/os"
@@ -494,14 +498,14 @@ def new_ephemeral_runner_pod(runner: Mapping[str, Any], secret_name: str) -> Jso
             container["env"] = [
                 *(container.get("env") or []),
                 {
-                    "name": "ACTIONS_RUNNER_INPUT_JITCONFIG",
+                    "name": ENV_INPUT_JITCONFIG,
                     "valueFrom": {"secretKeyRef": {"name": secret_name, "key": "jitToken"}},
                 },
                 {
                     "name": "GITHUB_ACTIONS_RUNNER_EXTRA_USER_AGENT",
                     "value": f"actions-runner-controller/{CONTROLLER_VERSION}",
                 },
-                {"name": "ACTIONS_RUNNER_RETURN_VERSION_DEPRECATED_EXIT_CODE", "value": "1"},
+                {"name": ENV_RETURN_VERSION_DEPRECATED_EXIT_CODE, "value": "1"},
             ]
     return {
         "apiVersion": "v1",

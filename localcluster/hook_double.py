@@ -61,6 +61,14 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import ConfigMap, Pod, Secret, ServiceAccount
 
+from components.constants import (
+    ENV_CLAIM_NAME,
+    ENV_CONTAINER_HOOK_TEMPLATE,
+    ENV_CONTAINER_HOOKS,
+    ENV_IMAGE,
+    ENV_POD_NAME,
+    ENV_USE_KUBE_SCHEDULER,
+)
 from policy.arc_policy.hook_merge import (
     DEFAULT_WORKSPACE,
     HOOK_0_7,
@@ -75,7 +83,6 @@ from policy.arc_policy.hook_merge import (
 )
 
 __all__ = [
-    "CONTAINER_HOOKS_ENV",
     "HOOK_TEMPLATE_ENV",
     "RunnerView",
     "prepare_job",
@@ -83,13 +90,8 @@ __all__ = [
     "runner_view",
 ]
 
-#: The hook the runner runs (the chart sets it per container mode).
-CONTAINER_HOOKS_ENV: Final = "ACTIONS_RUNNER_CONTAINER_HOOKS"
-HOOK_TEMPLATE_ENV: Final = "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE"
-USE_KUBE_SCHEDULER_ENV: Final = "ACTIONS_RUNNER_USE_KUBE_SCHEDULER"
-CLAIM_NAME_ENV: Final = "ACTIONS_RUNNER_CLAIM_NAME"
-#: Hook 0.8's ``fs-init`` image (the kubernetes-novolume chart sets it to the runner image).
-RUNNER_IMAGE_ENV: Final = "ACTIONS_RUNNER_IMAGE"
+#: The template file's env under the name the template-propagation e2e test imports.
+HOOK_TEMPLATE_ENV: Final = ENV_CONTAINER_HOOK_TEMPLATE
 WORKSPACE_ENV: Final = "GITHUB_WORKSPACE"
 RUNNER_CONTAINER: Final = "runner"
 _MAX_POD_NAME: Final = 63
@@ -120,17 +122,17 @@ class RunnerView:
     @property
     def use_kube_scheduler(self) -> bool:
         """``ACTIONS_RUNNER_USE_KUBE_SCHEDULER=true`` (``useKubeScheduler()``)."""
-        return self.env.get(USE_KUBE_SCHEDULER_ENV, "").lower() == "true"
+        return self.env.get(ENV_USE_KUBE_SCHEDULER, "").lower() == "true"
 
     @property
     def hook(self) -> HookVersion:
         """The hook ``ACTIONS_RUNNER_CONTAINER_HOOKS`` selects (0.7 or 0.8)."""
-        entry_point = self.env.get(CONTAINER_HOOKS_ENV)
+        entry_point = self.env.get(ENV_CONTAINER_HOOKS)
         hook = hook_version(entry_point)
         if hook is None:
             shipped = ", ".join(h.entry_point for h in HOOK_VERSIONS)
             raise RuntimeError(
-                f"runner pod {self.runner_pod}: {CONTAINER_HOOKS_ENV}={entry_point!r} is not a "
+                f"runner pod {self.runner_pod}: {ENV_CONTAINER_HOOKS}={entry_point!r} is not a "
                 f"hook the runner image ships ({shipped})"
             )
         return hook
@@ -140,9 +142,9 @@ class RunnerView:
         return RunnerContext(
             pod_name=self.runner_pod,
             node_name=self.node_name,
-            claim_name=self.env.get(CLAIM_NAME_ENV),
+            claim_name=self.env.get(ENV_CLAIM_NAME),
             use_kube_scheduler=self.use_kube_scheduler,
-            runner_image=self.env.get(RUNNER_IMAGE_ENV),
+            runner_image=self.env.get(ENV_IMAGE),
             workspace=workspace or self.env.get(WORKSPACE_ENV) or DEFAULT_WORKSPACE,
         )
 
@@ -220,7 +222,7 @@ def runner_view(
     env = {
         e["name"]: e["value"] for e in container.get("env") or [] if isinstance(e.get("value"), str)
     }
-    env.setdefault("ACTIONS_RUNNER_POD_NAME", runner_pod)
+    env.setdefault(ENV_POD_NAME, runner_pod)
     service_account = pod["spec"].get("serviceAccountName") or "default"
     request = ServiceAccount.Token(
         metadata=ObjectMeta(name=service_account, namespace=namespace),
@@ -235,8 +237,8 @@ def runner_view(
     answer: Any = harness.create(request, service_account, namespace=namespace)
     token = str(answer.status.token)
     template: JsonDict | None = None
-    source = f"no {HOOK_TEMPLATE_ENV}"
-    path = env.get(HOOK_TEMPLATE_ENV)
+    source = f"no {ENV_CONTAINER_HOOK_TEMPLATE}"
+    path = env.get(ENV_CONTAINER_HOOK_TEMPLATE)
     if path:
         text, source = _template_text(harness, pod, path, kubelet_root)
         if text is None:

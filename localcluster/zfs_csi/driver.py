@@ -29,6 +29,7 @@ from components.constants import (
     OPENEBS_SOURCE_VOLUME_LABEL,
     OPENEBS_ZFS_CHART_VERSION,
     OPENEBS_ZFS_CSI_DRIVER,
+    ZFS_API_VERSION,
 )
 from localcluster.kube import ApiError, Kube, is_conflict, is_not_found, meta
 from localcluster.zfs_csi import NODE_LABEL, REQUESTED_COMPRESSION, ZFS_FINALIZER
@@ -367,7 +368,7 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):  # type: ignore[misc]
 
     def _volume_body(self, name: str, spec: Obj, labels: dict[str, str]) -> Obj:
         return {
-            "apiVersion": "zfs.openebs.io/v1",
+            "apiVersion": ZFS_API_VERSION,
             "kind": "ZFSVolume",
             "metadata": {"name": name, "namespace": self.config.namespace, "labels": labels},
             "spec": spec,
@@ -451,7 +452,7 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):  # type: ignore[misc]
                     f"CreateSnapshot not able to get volume {volume_id}: {snap_name}",
                 )
             body = {
-                "apiVersion": "zfs.openebs.io/v1",
+                "apiVersion": ZFS_API_VERSION,
                 "kind": "ZFSSnapshot",
                 "metadata": {
                     "name": snap_name,
