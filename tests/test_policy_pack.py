@@ -14,12 +14,14 @@ import pytest
 import yaml
 from google.protobuf import struct_pb2
 from pulumi.runtime.proto import analyzer_pb2
+from pulumi.runtime.rpc import UNKNOWN
 from pulumi_policy import EnforcementLevel, ResourceValidationPolicy, StackValidationPolicy
 from pulumi_policy.policy import _PolicyAnalyzerServicer
 
 from components import constants
 from policy.arc_policy import _constants
 from policy.arc_policy.pack import PACK_NAME, all_policies
+from policy.arc_policy.values import UNKNOWN_STRING
 from tests.test_policy_rules import TEMPLATE, WORKLOAD, template_cm, tweak
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +32,7 @@ def test_copied_constants_equal_the_programs() -> None:
     """The pack runs without the repository on sys.path, so it keeps a copy: keep it equal."""
     for name in _constants.__all__:
         assert getattr(_constants, name) == getattr(constants, name), name
+    assert UNKNOWN_STRING == UNKNOWN  # and a copy of the engine's unknown-string marker
 
 
 def test_requirements_pin_what_the_repository_pins() -> None:

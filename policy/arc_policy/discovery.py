@@ -31,13 +31,14 @@ from pulumi_policy import PolicyResource, ResourceValidationArgs
 from ._constants import (
     CONTAINER_MODE_KUBERNETES,
     CONTAINER_MODE_NOVOLUME,
+    ENV_CONTAINER_HOOK_TEMPLATE,
+    ENV_CONTAINER_HOOKS,
     JOB_CONTAINER_NAME,
     LABEL_HOOK_TEMPLATE,
     NOVOLUME_HOOK_ENTRYPOINT,
     RUNNER_CONTAINER_NAME,
 )
 from .hook_merge import (
-    ENV_HOOK_TEMPLATE,
     EXTENSION_PREFIX,
     HOOK_JOB_CONTAINER,
     effective_job_pod,
@@ -47,7 +48,6 @@ from .model import PodKind, PodTarget, ResourceRef
 from .scale_set_chart import (
     DIND_CONTAINER,
     DIND_SOCK_VOLUME,
-    ENV_CONTAINER_HOOKS,
     ENV_DOCKER_HOST,
     render_scale_set_values,
 )
@@ -279,8 +279,8 @@ def job_target_without_template(runner: RunnerPod) -> PodTarget:
         prefix="hook template (none): ",
         declared={HOOK_JOB_CONTAINER: JOB_CONTAINER_NAME},
         fix_hint=(
-            f"this runner sets no {ENV_HOOK_TEMPLATE}, so job pods get the hook's bare pod: "
-            "mount a hook template ConfigMap as a directory and point the variable at its file"
+            f"this runner sets no {ENV_CONTAINER_HOOK_TEMPLATE}, so job pods get the hook's bare "
+            "pod: mount a hook template ConfigMap as a directory and point the variable at its file"
         ),
     )
 
@@ -457,7 +457,7 @@ def _config_map_source(volume: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 def hook_template_mount(pod: Mapping[str, Any]) -> TemplateMount | None:
     """Where the runner container's hook template comes from (``None`` if it sets none)."""
     runner = find_container(pod, RUNNER_CONTAINER_NAME)
-    path = env_value(runner, ENV_HOOK_TEMPLATE)
+    path = env_value(runner, ENV_CONTAINER_HOOK_TEMPLATE)
     if path is None or runner is None:
         return None
     if is_unknown(path) or not path:

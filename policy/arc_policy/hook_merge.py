@@ -50,20 +50,19 @@ from typing import Any, Final
 from ._constants import (
     CONTAINER_MODE_KUBERNETES,
     CONTAINER_MODE_NOVOLUME,
+    ENV_CLAIM_NAME,
+    ENV_IMAGE,
+    ENV_USE_KUBE_SCHEDULER,
     HOOK_ENTRYPOINT,
     NOVOLUME_HOOK_ENTRYPOINT,
     NOVOLUME_HOOK_FS_GROUP,
+    RUNNER_WORK_DIR,
 )
 
 __all__ = [
     "DEFAULT_ENTRY_POINT",
     "DEFAULT_ENTRY_POINT_ARGS",
     "DEFAULT_WORKSPACE",
-    "ENV_CLAIM_NAME",
-    "ENV_HOOK_TEMPLATE",
-    "ENV_JOB_NAMESPACE",
-    "ENV_RUNNER_IMAGE",
-    "ENV_USE_KUBE_SCHEDULER",
     "EXTENSION_PREFIX",
     "FS_INIT_CONTAINER",
     "HOOK_0_7",
@@ -106,17 +105,7 @@ DEFAULT_ENTRY_POINT: Final = "tail"
 #: Arguments of :data:`DEFAULT_ENTRY_POINT`.
 DEFAULT_ENTRY_POINT_ARGS: Final = ("-f", "/dev/null")
 #: ``GITHUB_WORKSPACE`` of a runner in the chart's image (``<work>/<repo>/<repo>``).
-DEFAULT_WORKSPACE: Final = "/home/runner/_work/repo/repo"
-#: Runner env the hooks read: the template file (``ENV_HOOK_TEMPLATE_PATH``).
-ENV_HOOK_TEMPLATE: Final = "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE"
-#: Runner env: ``true`` makes 0.7 pin by node affinity (``ENV_USE_KUBE_SCHEDULER``).
-ENV_USE_KUBE_SCHEDULER: Final = "ACTIONS_RUNNER_USE_KUBE_SCHEDULER"
-#: Runner env: the work claim 0.7 mounts (``getVolumeClaimName``).
-ENV_CLAIM_NAME: Final = "ACTIONS_RUNNER_CLAIM_NAME"
-#: Runner env: the image of 0.8's ``fs-init`` (the chart sets it to the runner's image).
-ENV_RUNNER_IMAGE: Final = "ACTIONS_RUNNER_IMAGE"
-#: Runner env: the namespace the hooks create pods in (default: the runner's).
-ENV_JOB_NAMESPACE: Final = "ACTIONS_RUNNER_KUBERNETES_NAMESPACE"
+DEFAULT_WORKSPACE: Final = f"{RUNNER_WORK_DIR}/repo/repo"
 #: Hook 0.8's init container that fills the emptyDir volumes (``createJobPod``).
 FS_INIT_CONTAINER: Final = "fs-init"
 
@@ -188,7 +177,7 @@ class RunnerContext:
             **identity,
             claim_name=env.get(ENV_CLAIM_NAME) or None,
             use_kube_scheduler=env.get(ENV_USE_KUBE_SCHEDULER, "") == "true",
-            runner_image=env.get(ENV_RUNNER_IMAGE) or None,
+            runner_image=env.get(ENV_IMAGE) or None,
         )
 
 

@@ -33,24 +33,27 @@ import posixpath
 from collections.abc import Mapping
 from typing import Any, Final
 
-from ._constants import CONTAINER_MODE_KUBERNETES, CONTAINER_MODE_NOVOLUME, RUNNER_CONTAINER_NAME
-from .hook_merge import ENV_RUNNER_IMAGE, HOOK_MODES, HOOK_VERSIONS
+from ._constants import (
+    CONTAINER_MODE_KUBERNETES,
+    CONTAINER_MODE_NOVOLUME,
+    ENV_CONTAINER_HOOKS,
+    ENV_IMAGE,
+    ENV_POD_NAME,
+    ENV_REQUIRE_JOB_CONTAINER,
+    RUNNER_CONTAINER_NAME,
+    RUNNER_WORK_DIR,
+)
+from .hook_merge import HOOK_MODES, HOOK_VERSIONS
 from .values import UNKNOWN, as_list, as_mapping, as_str, get_in, is_unknown
 
 __all__ = [
     "DIND_CONTAINER",
     "DIND_INIT_CONTAINER",
     "DIND_SOCK_VOLUME",
-    "ENV_CONTAINER_HOOKS",
     "ENV_DOCKER_HOST",
-    "ENV_REQUIRE_JOB_CONTAINER",
     "render_scale_set_values",
 ]
 
-#: Runner env: the hook entry point (kubernetes container modes).
-ENV_CONTAINER_HOOKS: Final = "ACTIONS_RUNNER_CONTAINER_HOOKS"
-#: Runner env: refuse jobs that do not use a job container.
-ENV_REQUIRE_JOB_CONTAINER: Final = "ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER"
 #: Runner env of dind mode: the daemon's socket.
 ENV_DOCKER_HOST: Final = "DOCKER_HOST"
 #: Volume of the dind daemon's socket, mounted at ``/var/run``.
@@ -63,7 +66,7 @@ DIND_INIT_CONTAINER: Final = "init-dind-externals"
 _DEFAULT_RUNNER_IMAGE: Final = "ghcr.io/actions/actions-runner:latest"
 _BASE_NAME: Final = "gha-rs"
 _WORK: Final = "work"
-_WORK_MOUNT: Final = {"name": _WORK, "mountPath": "/home/runner/_work"}
+_WORK_MOUNT: Final = {"name": _WORK, "mountPath": RUNNER_WORK_DIR}
 _TLS_VOLUME: Final = "github-server-tls-cert"
 _DIND_EXTERNALS: Final = "dind-externals"
 _DOCKER_SOCKET: Final = "unix:///var/run/docker.sock"
@@ -168,12 +171,12 @@ def _runner_env(runner: dict[str, Any], mode: Any) -> None:
     hooks = next(hook.entry_point for hook in HOOK_VERSIONS if hook.container_mode == mode)
     _ensure(runner, "env", {"name": ENV_CONTAINER_HOOKS, "value": hooks})
     pod_name = {"fieldRef": {"fieldPath": "metadata.name"}}
-    _ensure(runner, "env", {"name": "ACTIONS_RUNNER_POD_NAME", "valueFrom": pod_name})
+    _ensure(runner, "env", {"name": ENV_POD_NAME, "valueFrom": pod_name})
     _ensure(runner, "env", {"name": ENV_REQUIRE_JOB_CONTAINER, "value": "true"})
     if mode == CONTAINER_MODE_NOVOLUME:
         image = runner.get("image")
         value = image if isinstance(image, str) or is_unknown(image) else ""
-        _ensure(runner, "env", {"name": ENV_RUNNER_IMAGE, "value": value})
+        _ensure(runner, "env", {"name": ENV_IMAGE, "value": value})
     else:
         _ensure(runner, "volumeMounts", dict(_WORK_MOUNT))
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
 from pulumi_policy import (
     EnforcementLevel,
@@ -34,6 +34,7 @@ from pulumi_policy.secret import secrets_preserving_proxy
 from .exemptions import ExemptionLedger
 from .pack import all_policies
 from .policy_kit import ResourceRule, Rule
+from .values import UNKNOWN_STRING
 
 __all__ = [
     "UNKNOWN_STRING",
@@ -48,9 +49,6 @@ __all__ = [
     "run_stack_policy",
     "stack_args",
 ]
-
-#: The engine's sentinel for an unknown string (an Output not resolved during preview).
-UNKNOWN_STRING: Final = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 
 
 @dataclass(frozen=True)

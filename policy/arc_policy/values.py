@@ -16,6 +16,7 @@ from pulumi_policy import Secret
 
 __all__ = [
     "UNKNOWN",
+    "UNKNOWN_STRING",
     "Unknown",
     "as_int",
     "as_list",
@@ -27,12 +28,14 @@ __all__ = [
     "to_plain",
 ]
 
+#: The engine's sentinel for an unknown string (an Output not resolved during preview).
+UNKNOWN_STRING: Final = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 # The sentinel strings the Pulumi engine uses for unknown values (pulumi_policy.proxy).
 _UNKNOWN_SENTINELS: Final = frozenset(
     {
         "1c4a061d-8072-4f0a-a4cb-0ff528b18fe7",  # boolean
         "3eeb2bf0-c639-47a8-9e75-3b44932eb421",  # number
-        "04da6b54-80e4-46f7-96ec-b56ff0331ba9",  # string
+        UNKNOWN_STRING,
         "6a19a0b0-7e62-4c92-b797-7f8e31da9cc2",  # array
         "030794c1-ac77-496b-92df-f27374a8bd58",  # asset
         "e48ece36-62e2-4504-bad9-02848725956a",  # archive

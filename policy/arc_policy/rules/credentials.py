@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 from typing import Final
 
+from .._constants import LABEL_PART_OF
 from ..config import Settings
 from ..discovery import Resource, is_scale_set_values, pod_targets, runner_pods
 from ..model import Finding
@@ -57,9 +58,7 @@ def check_no_inline_credentials(resource: Resource, settings: Settings) -> Itera
                 "made the Secret from values)",
                 fix=_FIX,
             )
-    if resource.kind == "Secret" and resource.labels.get("app.kubernetes.io/part-of") == (
-        _CHART_PART_OF
-    ):
+    if resource.kind == "Secret" and resource.labels.get(LABEL_PART_OF) == _CHART_PART_OF:
         data = {
             **(as_mapping(resource.props.get("data")) or {}),
             **(as_mapping(resource.props.get("stringData")) or {}),

@@ -38,7 +38,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from .._constants import CONTAINER_MODE_KUBERNETES, RUNNER_CONTAINER_NAME
+from .._constants import (
+    CONTAINER_MODE_KUBERNETES,
+    ENV_CONTAINER_HOOK_TEMPLATE,
+    ENV_CONTAINER_HOOKS,
+    ENV_KUBERNETES_NAMESPACE,
+    RUNNER_CONTAINER_NAME,
+)
 from ..config import Settings
 from ..discovery import (
     CONFIG_MAP_TYPE,
@@ -50,8 +56,6 @@ from ..discovery import (
     runner_pods,
 )
 from ..hook_merge import (
-    ENV_HOOK_TEMPLATE,
-    ENV_JOB_NAMESPACE,
     EXTENSION_PREFIX,
     FS_INIT_CONTAINER,
     HOOK_JOB_CONTAINER,
@@ -63,7 +67,6 @@ from ..hook_merge import (
 )
 from ..model import Finding, PodKind, PodTarget
 from ..policy_kit import Rule, StackRule
-from ..scale_set_chart import ENV_CONTAINER_HOOKS
 from ..values import as_list, as_mapping, as_str
 from .levels import enforced_level, level_findings, rejection
 from .namespaces import declared_namespaces
@@ -156,7 +159,7 @@ def hook_pods(
     fix_hint = (
         f"in the hook template ({prefix.rstrip(': ')})"
         if template is not None
-        else f"mount a hook template ConfigMap and point {ENV_HOOK_TEMPLATE} at its file"
+        else f"mount a hook template ConfigMap and point {ENV_CONTAINER_HOOK_TEMPLATE} at its file"
     )
     pods = tuple(
         PodTarget(
@@ -170,7 +173,7 @@ def hook_pods(
         )
         for kind, pod in ((PodKind.JOB, job_pod), (PodKind.STEP, step_pod))
     )
-    namespace = env.get(ENV_JOB_NAMESPACE) or runner.namespace
+    namespace = env.get(ENV_KUBERNETES_NAMESPACE) or runner.namespace
     unchecked = template is None and runner.mode != CONTAINER_MODE_KUBERNETES
     return HookPods(hook, namespace, pods, unchecked)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Final
 
+from .._constants import LABEL_PART_OF
 from ..config import Settings
 from ..discovery import Resource, RunnerPod, chart_name, runner_pods
 from ..listener import listener_pod
@@ -40,7 +41,6 @@ POLICY_NAME: Final = "listener-pod-security"
 _CONTROLLER_CHART: Final = "gha-runner-scale-set-controller"
 #: Label the controller chart puts on its Deployment (scale-set charts look it up by it).
 _CONTROLLER_PART_OF: Final = "gha-rs-controller"
-_PART_OF_LABEL: Final = "app.kubernetes.io/part-of"
 
 
 def controller_namespaces(resources: list[Resource]) -> set[str]:
@@ -49,7 +49,7 @@ def controller_namespaces(resources: list[Resource]) -> set[str]:
     for resource in resources:
         is_chart = resource.is_helm and chart_name(resource) == _CONTROLLER_CHART
         is_deployment = resource.kind == "Deployment" and (
-            resource.labels.get(_PART_OF_LABEL) == _CONTROLLER_PART_OF
+            resource.labels.get(LABEL_PART_OF) == _CONTROLLER_PART_OF
         )
         if is_chart or is_deployment:
             found.add(resource.namespace)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Final
 
-from .._constants import RUNNER_CONTAINER_NAME
+from .._constants import ENV_KUBERNETES_NAMESPACE, RUNNER_CONTAINER_NAME
 from ..config import BASELINE_NAMESPACES, Exemption, Settings
 from ..discovery import (
     NAMESPACE_TYPES,
@@ -20,7 +20,6 @@ from ..discovery import (
     find_container,
     runner_pods,
 )
-from ..hook_merge import ENV_JOB_NAMESPACE
 from ..model import Finding, ResourceRef
 from ..policy_kit import Rule, StackRule
 from ..values import UNKNOWN, as_mapping, as_str, get_in, is_unknown
@@ -56,7 +55,7 @@ def _job_namespaces(runner: RunnerPod) -> set[str]:
     """Namespaces a runner's pods and job pods live in."""
     namespaces = {runner.namespace}
     runner_container = find_container(runner.target.pod, RUNNER_CONTAINER_NAME)
-    job_namespace = env_value(runner_container, ENV_JOB_NAMESPACE)
+    job_namespace = env_value(runner_container, ENV_KUBERNETES_NAMESPACE)
     if isinstance(job_namespace, str) and job_namespace and not is_unknown(job_namespace):
         namespaces.add(job_namespace)
     return namespaces

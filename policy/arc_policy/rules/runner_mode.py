@@ -8,7 +8,12 @@ from typing import Final
 
 from pulumi_policy import EnforcementLevel, Severity
 
-from .._constants import LABEL_HOOK_TEMPLATE, RUNNER_CONTAINER_NAME
+from .._constants import (
+    ENV_CONTAINER_HOOK_TEMPLATE,
+    ENV_REQUIRE_JOB_CONTAINER,
+    LABEL_HOOK_TEMPLATE,
+    RUNNER_CONTAINER_NAME,
+)
 from ..config import ALLOWED_CAPABILITIES, ALLOWED_CONTAINER_MODES, ALLOWED_UIDS, Settings
 from ..discovery import (
     CONFIG_MAP_TYPE,
@@ -24,10 +29,9 @@ from ..discovery import (
     resolve_hook_template,
     runner_pods,
 )
-from ..hook_merge import ENV_HOOK_TEMPLATE, HOOK_MODES
+from ..hook_merge import HOOK_MODES
 from ..model import Finding
 from ..policy_kit import ResourceCheckRule, Rule, StackRule
-from ..scale_set_chart import ENV_REQUIRE_JOB_CONTAINER
 from ..values import as_mapping, is_unknown
 from .levels import JOB_POD_RULES
 
@@ -116,7 +120,7 @@ def check_template_mount(resource: Resource, settings: Settings) -> Iterator[Fin
         if mount is None or is_unknown(mount.path):
             continue
         env_path = runner.target.container_path(
-            "containers", RUNNER_CONTAINER_NAME, f"env[{ENV_HOOK_TEMPLATE}]"
+            "containers", RUNNER_CONTAINER_NAME, f"env[{ENV_CONTAINER_HOOK_TEMPLATE}]"
         )
         if mount.mount_path is None:
             yield _runner_finding(
@@ -135,8 +139,8 @@ def check_template_mount(resource: Resource, settings: Settings) -> Iterator[Fin
                 ),
                 "the hook template is mounted with subPath: ConfigMap updates (a new cache "
                 "generation) never reach running runner pods",
-                f"mount the ConfigMap as a directory (no subPath) and set {ENV_HOOK_TEMPLATE} "
-                "to <mountPath>/<key>",
+                "mount the ConfigMap as a directory (no subPath) and set "
+                f"{ENV_CONTAINER_HOOK_TEMPLATE} to <mountPath>/<key>",
             )
         elif mount.config_map is None:
             yield _runner_finding(
@@ -184,7 +188,7 @@ def _mounted(
         yield _runner_finding(
             runner,
             runner.target.container_path(
-                "containers", RUNNER_CONTAINER_NAME, f"env[{ENV_HOOK_TEMPLATE}]"
+                "containers", RUNNER_CONTAINER_NAME, f"env[{ENV_CONTAINER_HOOK_TEMPLATE}]"
             ),
             f"the hook template comes from {where}, which this stack does not declare: the "
             "pack cannot check the job pods",
