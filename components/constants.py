@@ -197,7 +197,8 @@ ENV_IMAGE: Final = "ACTIONS_RUNNER_IMAGE"
 ENV_KUBERNETES_NAMESPACE: Final = "ACTIONS_RUNNER_KUBERNETES_NAMESPACE"
 #: The runner's JIT config, which the ARC controller sets from the EphemeralRunner's secret.
 ENV_INPUT_JITCONFIG: Final = "ACTIONS_RUNNER_INPUT_JITCONFIG"
-#: The ARC controller sets it ("1"): a runner whose version is deprecated exits with its own code.
+#: The ARC controller sets it ("1"): run.sh (actions/runner v2.336.0) then exits with 7 when
+#: the runner version is deprecated, instead of 0, so the pod fails visibly.
 ENV_RETURN_VERSION_DEPRECATED_EXIT_CODE: Final = (
     "ACTIONS_RUNNER_RETURN_VERSION_DEPRECATED_EXIT_CODE"
 )

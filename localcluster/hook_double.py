@@ -83,15 +83,12 @@ from policy.arc_policy.hook_merge import (
 )
 
 __all__ = [
-    "HOOK_TEMPLATE_ENV",
     "RunnerView",
     "prepare_job",
     "run_container_step",
     "runner_view",
 ]
 
-#: The template file's env under the name the template-propagation e2e test imports.
-HOOK_TEMPLATE_ENV: Final = ENV_CONTAINER_HOOK_TEMPLATE
 WORKSPACE_ENV: Final = "GITHUB_WORKSPACE"
 RUNNER_CONTAINER: Final = "runner"
 _MAX_POD_NAME: Final = 63

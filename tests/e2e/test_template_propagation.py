@@ -25,7 +25,6 @@ from lightkube.resources.core_v1 import ConfigMap, Pod
 
 from components import constants as c
 from localcluster.harness import LocalCluster
-from localcluster.hook_double import HOOK_TEMPLATE_ENV
 from tests.e2e import node_env
 from tests.e2e.propagation_env import SCALE_SET, job_memory, running_runner, with_runner_work_class
 from tests.e2e.pulumi_cli import PulumiProject
@@ -70,7 +69,7 @@ def test_a_running_runner_pod_reads_the_new_template_from_its_mounted_directory(
     uid = client.get(Pod, runner, namespace=namespace).metadata.uid
 
     before = node_env.hook_view(plane, node, namespace, runner)
-    assert before.env[HOOK_TEMPLATE_ENV] == c.HOOK_TEMPLATE_FILE
+    assert before.env[c.ENV_CONTAINER_HOOK_TEMPLATE] == c.HOOK_TEMPLATE_FILE
     assert "the runner pod's volume" in before.template_source
     assert before.template is not None
     assert job_memory(before.template) is None
