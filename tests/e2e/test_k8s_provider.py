@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
+from components import constants as c
 from localcluster.crds import install_arc_crds, remove_crds
 from localcluster.harness import LocalCluster
 
@@ -257,13 +258,31 @@ def test_up_creates_every_object(stack: Stack) -> None:
     # AutoscalingRunnerSet, the kube-mode ServiceAccount, Role and RoleBinding, the manager
     # Role and RoleBinding (as upstream 0.14.2 renders them).
     assert outputs["chart_resources"] == 6
-    # The chart's objects are its children. Upstream records no dependencies on them: the
-    # chart's dependsOn orders the Construct call (the chart renders after its dependencies
-    # exist), not the state, so the program must not rely on a child's recorded dependencies.
+    # The chart's objects are its children. The chart's dependsOn orders the Construct call
+    # (the chart renders after its dependencies exist), not its children's state; the one
+    # dependency a child records is what its config.kubernetes.io/depends-on annotation names:
+    # the AutoscalingRunnerSet on the five objects the chart protects with cleanup-protection,
+    # so that `pulumi destroy` deletes it first.
     resources = json.loads(stack.pulumi("stack", "export").stdout)["deployment"]["resources"]
     ars = next(r for r in resources if r["urn"].endswith(f"::runners:{NS}/runners"))
     assert ars["parent"].endswith("kubernetes:helm.sh/v4:Chart::runners")
-    assert not ars.get("dependencies"), ars.get("dependencies")
+    by_urn = {r["urn"]: r for r in resources}
+    depends_on = sorted(
+        (by_urn[urn]["type"].rpartition(":")[2], by_urn[urn]["outputs"]["metadata"]["name"])
+        for urn in ars.get("dependencies") or []
+    )
+    assert depends_on == sorted(
+        [
+            ("ServiceAccount", "runners-gha-rs-kube-mode"),
+            ("Role", "runners-gha-rs-kube-mode"),
+            ("RoleBinding", "runners-gha-rs-kube-mode"),
+            ("Role", "runners-gha-rs-manager"),
+            ("RoleBinding", "runners-gha-rs-manager"),
+        ]
+    ), ars.get("dependencies")
+    for urn in ars["dependencies"]:
+        finalizers = by_urn[urn]["outputs"]["metadata"].get("finalizers") or []
+        assert c.CLEANUP_PROTECTION_FINALIZER in finalizers, urn
 
 
 def test_state_never_shows_the_secret(stack: Stack) -> None:
