@@ -600,15 +600,10 @@ class NodeAgent:
                 # only marked for deletion until they are gone.
                 self._once(f"v/{name}/snaps", f"volume {dataset} kept: snapshots {owned}")
                 return
-            if _exists(dataset):
-                try:
-                    zfs("destroy", "-r", dataset)
-                except subprocess.CalledProcessError as exc:
-                    self._once(
-                        f"v/{name}/busy",
-                        f"zfs: could not destroy volume {dataset}: {_zfs_error(exc)}",
-                    )
-                    return
+            if _exists(dataset) and not self._zfs_or_report(
+                f"v/{name}/busy", f"destroy volume {dataset}", "destroy", "-r", dataset
+            ):
+                return
             source = (m.get("labels") or {}).get(OPENEBS_SOURCE_VOLUME_LABEL)
             if source:
                 # A PVC->PVC clone's own snapshot of its source goes with it.
@@ -632,13 +627,7 @@ class NodeAgent:
             volume["status"] = {"state": "Failed"}
             self.api.update("ZFSVolume", volume)
             return
-        volume.setdefault("metadata", {})
-        labels = dict(m.get("labels") or {})
-        labels[NODE_LABEL] = self.config.node_id
-        m["labels"] = labels
-        m["finalizers"] = [ZFS_FINALIZER]
-        volume["status"] = {"state": "Ready"}
-        self.api.update("ZFSVolume", volume)
+        self._mark_ready(volume, "ZFSVolume")
 
     def _create_dataset(self, name: str, spec: Obj, labels: Mapping[str, str]) -> None:
         """upstream CreateVolume/CreateClone (zfs_util.go), on the pool's own mountpoints."""
@@ -681,35 +670,40 @@ class NodeAgent:
         if _deleting(snap):
             if ZFS_FINALIZER not in (m.get("finalizers") or []) or _user_finalizers(snap):
                 return
-            if _exists(dataset):
-                try:
-                    zfs("destroy", dataset)
-                except subprocess.CalledProcessError as exc:
-                    self._once(
-                        f"s/{name}/busy",
-                        f"zfs: could not destroy snapshot {dataset}: {_zfs_error(exc)}",
-                    )
-                    return
+            if _exists(dataset) and not self._zfs_or_report(
+                f"s/{name}/busy", f"destroy snapshot {dataset}", "destroy", dataset
+            ):
+                return
             log.info("deleted snapshot %s", dataset)
             self._finish(snap, "ZFSSnapshot")
             return
         if (snap.get("status") or {}).get("state") == "Ready":
             return
-        if not _exists(dataset):
-            try:
-                zfs("snapshot", dataset)
-            except subprocess.CalledProcessError as exc:
-                self._once(
-                    f"s/{name}/create",
-                    f"zfs: could not create snapshot {dataset}: {_zfs_error(exc)}",
-                )
-                return
+        if not _exists(dataset) and not self._zfs_or_report(
+            f"s/{name}/create", f"create snapshot {dataset}", "snapshot", dataset
+        ):
+            return
+        self._mark_ready(snap, "ZFSSnapshot")
+
+    def _zfs_or_report(self, key: str, what: str, *args: str) -> bool:
+        """Run ``zfs ARGS``; if ZFS refuses, say so once (under ``key``) and return False:
+        the object stays as it is and the next pass tries again."""
+        try:
+            zfs(*args)
+        except subprocess.CalledProcessError as exc:
+            self._once(key, f"zfs: could not {what}: {_zfs_error(exc)}")
+            return False
+        return True
+
+    def _mark_ready(self, obj: Obj, kind: str) -> None:
+        """upstream UpdateZvolInfo/UpdateSnapInfo: this node's label, the finalizer, Ready."""
+        m = meta(obj)
         labels = dict(m.get("labels") or {})
         labels[NODE_LABEL] = self.config.node_id
         m["labels"] = labels
         m["finalizers"] = [ZFS_FINALIZER]
-        snap["status"] = {"state": "Ready"}
-        self.api.update("ZFSSnapshot", snap)
+        obj["status"] = {"state": "Ready"}
+        self.api.update(kind, obj)
 
     def _finish(self, obj: Obj, kind: str) -> None:
         self.api.call(lambda k: k.remove_finalizer(kind, obj, ZFS_FINALIZER))
