@@ -29,7 +29,6 @@ What there is no process for, and what that means for tests:
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import http.client
 import json
@@ -49,7 +48,7 @@ from lightkube import Client
 from localcluster.audit import AuditEvent, AuditLog, AuditMark
 from localcluster.crds import install_crds
 from localcluster.kube import Kube, make_client
-from localcluster.lifecycle import Started
+from localcluster.lifecycle import Started, wait_until_ready
 from localcluster.pki import ClientIdentity, Pki
 from localcluster.processes import ManagedProcess, free_port, port_free
 from localcluster.toolchain import Binaries, find_binaries
@@ -166,10 +165,6 @@ _AUDIT_POLICY: Final = {
 
 class ControlPlaneError(RuntimeError):
     """A control-plane process failed to start or stop; the message carries its log tail."""
-
-
-def _b64(path: Path) -> str:
-    return base64.b64encode(path.read_bytes()).decode()
 
 
 def _help_text(binary: Path) -> str:
@@ -349,39 +344,13 @@ class LocalControlPlane(Started):
         policy = self.state_dir / "audit-policy.yaml"
         policy.write_text(yaml.safe_dump(_AUDIT_POLICY, sort_keys=False))
         for role, identity in _IDENTITIES.items():
-            context = CONTEXT if role == "admin" else f"{CONTEXT}-{role}"
-            config = {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [
-                    {
-                        "name": CONTEXT,
-                        "cluster": {
-                            "server": self.server,
-                            "certificate-authority-data": _b64(self.pki.ca_cert),
-                        },
-                    }
-                ],
-                "users": [
-                    {
-                        "name": identity.user,
-                        "user": {
-                            "client-certificate-data": _b64(self.pki.client_cert(identity)),
-                            "client-key-data": _b64(self.pki.client_key(identity)),
-                        },
-                    }
-                ],
-                "contexts": [
-                    {
-                        "name": context,
-                        "context": {"cluster": CONTEXT, "user": identity.user},
-                    }
-                ],
-                "current-context": context,
-            }
-            path = self.kubeconfig_for(role)
-            path.write_text(yaml.safe_dump(config, sort_keys=False))
-            path.chmod(0o600)
+            self.pki.write_kubeconfig(
+                self.kubeconfig_for(role),
+                server=self.server,
+                cluster=CONTEXT,
+                identity=identity,
+                context=CONTEXT if role == "admin" else f"{CONTEXT}-{role}",
+            )
 
     def _start_etcd(self, etcd: Path) -> None:
         client_url = f"http://127.0.0.1:{self.etcd_port}"
@@ -515,18 +484,17 @@ class LocalControlPlane(Started):
 
     @staticmethod
     def _wait(proc: ManagedProcess, check: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not proc.alive():
-                raise ControlPlaneError(
-                    f"{proc.name} exited while waiting for {what}; log {proc.log_path}:\n"
-                    f"{proc.log_tail()}"
-                )
-            if check():
-                return
-            time.sleep(0.1)
-        raise ControlPlaneError(
-            f"{what} not ready after {timeout}s; log {proc.log_path}:\n{proc.log_tail()}"
+        wait_until_ready(
+            proc,
+            check,
+            timeout,
+            exited=lambda: ControlPlaneError(
+                f"{proc.name} exited while waiting for {what}; log {proc.log_path}:\n"
+                f"{proc.log_tail()}"
+            ),
+            not_ready=lambda: ControlPlaneError(
+                f"{what} not ready after {timeout}s; log {proc.log_path}:\n{proc.log_tail()}"
+            ),
         )
 
     def _known_processes(self) -> list[ManagedProcess]:

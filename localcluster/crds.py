@@ -27,6 +27,7 @@ from localcluster.kube import Kube, is_conflict, meta
 __all__ = [
     "ARC_CRD_DIR",
     "CRD_DIR",
+    "apply_crd",
     "arc_crd_documents",
     "crd_documents",
     "install_arc_crds",
@@ -80,6 +81,21 @@ def remove_crds(kube: Kube, names: Iterable[str], timeout: float = 60.0) -> None
         time.sleep(0.1)
 
 
+def apply_crd(kube: Kube, doc: dict[str, Any]) -> None:
+    """Create the CRD ``doc``, or merge its metadata and spec over the one of that name (a
+    restarted cluster keeps its CRDs; the storage's release CRDs replace the fixtures)."""
+    try:
+        kube.create("CustomResourceDefinition", doc)
+    except ApiError as exc:
+        if not is_conflict(exc):
+            raise
+        kube.patch(
+            "CustomResourceDefinition",
+            meta(doc)["name"],
+            {"metadata": doc["metadata"], "spec": doc["spec"]},
+        )
+
+
 def install_crds(
     kube: Kube, documents: Iterable[dict[str, Any]] | None = None, timeout: float = 60.0
 ) -> list[str]:
@@ -90,12 +106,7 @@ def install_crds(
     for doc in docs:
         name = meta(doc)["name"]
         names.append(name)
-        try:
-            kube.create("CustomResourceDefinition", doc)
-        except Exception as exc:
-            if not is_conflict(exc):
-                raise
-            kube.patch("CustomResourceDefinition", name, {"spec": doc["spec"]})
+        apply_crd(kube, doc)
     deadline = time.monotonic() + timeout
     pending = set(names)
     while pending:

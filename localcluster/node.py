@@ -47,7 +47,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -56,6 +56,7 @@ import yaml
 from components.constants import OPENEBS_ZFS_CSI_DRIVER
 from localcluster.images import PAUSE_IMAGE, build_archive, stand_in_images
 from localcluster.kube import Kube, meta
+from localcluster.lifecycle import wait_until_ready
 from localcluster.processes import ManagedProcess, free_port, pid_alive, stop_pid
 from localcluster.zfs_csi.mounts import mounts_under, parse_mountinfo
 
@@ -386,7 +387,18 @@ class LocalNode:
         proc = self._process("containerd", ["/usr/bin/containerd", f"--config={config}"])
         proc.start(detached=self.plane.detached)
         self._processes[proc.name] = proc
-        self._wait(proc, lambda: self.ctr("version", check=False).returncode == 0, 30.0, "socket")
+        timeout = 30.0
+        wait_until_ready(
+            proc,
+            lambda: self.ctr("version", check=False).returncode == 0,
+            timeout,
+            exited=lambda: NodeUnavailableError(
+                f"{proc.name} exited: {self._reason(proc)} (log {proc.log_path})"
+            ),
+            not_ready=lambda: NodeUnavailableError(
+                f"{proc.name} socket not ready after {timeout:.0f}s"
+            ),
+        )
 
     def ctr(
         self, *args: str, check: bool = True, timeout: float = 120.0
@@ -537,19 +549,6 @@ class LocalNode:
             if hits:
                 return hits[-1].strip()[:400]
         return (lines[-1].strip() if lines else "no log")[:400]
-
-    @staticmethod
-    def _wait(proc: ManagedProcess, check: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not proc.alive():
-                raise NodeUnavailableError(
-                    f"{proc.name} exited: {LocalNode._reason(proc)} (log {proc.log_path})"
-                )
-            if check():
-                return
-            time.sleep(0.1)
-        raise NodeUnavailableError(f"{proc.name} {what} not ready after {timeout:.0f}s")
 
     # --- stop ----------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""Certificates and keys for the local control plane, made with the ``openssl`` CLI.
+"""Certificates and keys for the local control plane, made with the ``openssl`` CLI, and the
+kubeconfigs that carry them.
 
 The ``cryptography`` package is not a dependency of this project, and ``openssl`` is on
 every machine that can build the toolchain, so the CLI is used. Keys are ECDSA P-256:
@@ -8,10 +9,14 @@ certificates and service-account token signing.
 
 from __future__ import annotations
 
+import base64
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 __all__ = ["ClientIdentity", "Pki", "PkiError"]
 
@@ -78,6 +83,49 @@ class Pki:
     def client_key(self, identity: ClientIdentity) -> Path:
         """Key file of ``identity``."""
         return self.directory / f"{identity.file_stem}.key"
+
+    def kubeconfig(
+        self, *, server: str, cluster: str, identity: ClientIdentity, context: str
+    ) -> dict[str, Any]:
+        """A kubeconfig document (its one context current) that trusts this CA for
+        ``server`` and signs in as ``identity``; the files are embedded, so it works anywhere."""
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": cluster,
+                    "cluster": {
+                        "server": server,
+                        "certificate-authority-data": _b64(self.ca_cert),
+                    },
+                }
+            ],
+            "users": [
+                {
+                    "name": identity.user,
+                    "user": {
+                        "client-certificate-data": _b64(self.client_cert(identity)),
+                        "client-key-data": _b64(self.client_key(identity)),
+                    },
+                }
+            ],
+            "contexts": [
+                {
+                    "name": context,
+                    "context": {"cluster": cluster, "user": identity.user},
+                }
+            ],
+            "current-context": context,
+        }
+
+    def write_kubeconfig(
+        self, path: Path, *, server: str, cluster: str, identity: ClientIdentity, context: str
+    ) -> None:
+        """Write :meth:`kubeconfig` to ``path``, readable by this user only (it holds a key)."""
+        config = self.kubeconfig(server=server, cluster=cluster, identity=identity, context=context)
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        path.chmod(0o600)
 
     def ensure(self, identities: list[ClientIdentity]) -> None:
         """Create whatever is missing; existing files are kept so a restart reuses them."""
@@ -149,3 +197,7 @@ class Pki:
         )
         if result.returncode != 0:
             raise PkiError(f"openssl {args[0]} failed: {result.stderr.strip()}")
+
+
+def _b64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()

@@ -19,7 +19,6 @@ pool can be exported.
 
 from __future__ import annotations
 
-import base64
 import os
 import socket
 import sys
@@ -36,7 +35,9 @@ from lightkube.resources.storage_v1 import CSIDriver
 from components.config import load_stack_file, validate_config
 from components.constants import OPENEBS_NAMESPACE, OPENEBS_ZFS_CSI_DRIVER
 from localcluster.controlplane import CONTEXT, STORAGE, LocalControlPlane
+from localcluster.crds import apply_crd
 from localcluster.kube import is_conflict, meta
+from localcluster.lifecycle import wait_until_ready
 from localcluster.node import MAX_SOCKET_PATH, kubelet_root, unmount_all
 from localcluster.processes import ManagedProcess
 from localcluster.toolchain import ToolchainMissingError
@@ -96,10 +97,6 @@ def stack_pool(stack_file: Path = LOCAL_STACK) -> str:
     return validate_config(load_stack_file(stack_file)).storage.pool_name
 
 
-def _b64(path: Path) -> str:
-    return base64.b64encode(path.read_bytes()).decode()
-
-
 class LocalStorage:
     """Pool, driver double, sidecars and snapshot controller of ``plane``'s state directory."""
 
@@ -129,38 +126,13 @@ class LocalStorage:
         pki = self.plane.pki
         pki.ensure(list(STORAGE.values()))
         for role, identity in STORAGE.items():
-            config = {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [
-                    {
-                        "name": CONTEXT,
-                        "cluster": {
-                            "server": self.plane.server,
-                            "certificate-authority-data": _b64(pki.ca_cert),
-                        },
-                    }
-                ],
-                "users": [
-                    {
-                        "name": identity.user,
-                        "user": {
-                            "client-certificate-data": _b64(pki.client_cert(identity)),
-                            "client-key-data": _b64(pki.client_key(identity)),
-                        },
-                    }
-                ],
-                "contexts": [
-                    {
-                        "name": f"{CONTEXT}-{role}",
-                        "context": {"cluster": CONTEXT, "user": identity.user},
-                    }
-                ],
-                "current-context": f"{CONTEXT}-{role}",
-            }
-            path = self.kubeconfig(role)
-            path.write_text(yaml.safe_dump(config, sort_keys=False))
-            path.chmod(0o600)
+            pki.write_kubeconfig(
+                self.kubeconfig(role),
+                server=self.plane.server,
+                cluster=CONTEXT,
+                identity=identity,
+                context=f"{CONTEXT}-{role}",
+            )
 
     def _argv(self, role: str, binaries: StorageBinaries) -> tuple[list[str], dict[str, str]]:
         kubeconfig = f"--kubeconfig={self.kubeconfig(role)}"
@@ -251,20 +223,8 @@ class LocalStorage:
             for doc in yaml.safe_load_all(path.read_text()):
                 if not doc:
                     continue
-                name = meta(doc)["name"]
-                names.append(name)
-                try:
-                    kube.create("CustomResourceDefinition", doc)
-                except Exception as exc:
-                    if not is_conflict(exc):
-                        raise
-                    current = kube.get("CustomResourceDefinition", name) or {}
-                    doc["metadata"]["resourceVersion"] = meta(current).get("resourceVersion")
-                    kube.patch(
-                        "CustomResourceDefinition",
-                        name,
-                        {"metadata": doc["metadata"], "spec": doc["spec"]},
-                    )
+                names.append(meta(doc)["name"])
+                apply_crd(kube, doc)
         return names
 
     @staticmethod
@@ -285,17 +245,25 @@ class LocalStorage:
                 raise
 
     def _wait_socket(self, proc: ManagedProcess, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not proc.alive():
-                raise RuntimeError(f"{proc.name} exited; log {proc.log_path}:\n{proc.log_tail()}")
-            with socket.socket(socket.AF_UNIX) as sock:
-                try:
-                    sock.connect(str(self.socket))
-                    return
-                except OSError:
-                    time.sleep(0.1)
-        raise RuntimeError(f"{proc.name}: no socket {self.socket} after {timeout}s")
+        wait_until_ready(
+            proc,
+            self._socket_accepts,
+            timeout,
+            exited=lambda: RuntimeError(
+                f"{proc.name} exited; log {proc.log_path}:\n{proc.log_tail()}"
+            ),
+            not_ready=lambda: RuntimeError(
+                f"{proc.name}: no socket {self.socket} after {timeout}s"
+            ),
+        )
+
+    def _socket_accepts(self) -> bool:
+        with socket.socket(socket.AF_UNIX) as sock:
+            try:
+                sock.connect(str(self.socket))
+            except OSError:
+                return False
+            return True
 
     def start(self, *, detached: bool = False) -> LocalStorage:
         """Pool, CRDs, the driver (ready on its socket), then the controllers and sidecars."""
