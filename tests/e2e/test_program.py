@@ -146,11 +146,11 @@ def test_up_creates_every_object(
     crd = client.get(CustomResourceDefinition, "autoscalingrunnersets.actions.github.com")
     managers = {f.manager or "" for f in (crd.metadata.managedFields if crd.metadata else []) or []}
     assert any(m.startswith("pulumi-kubernetes-") for m in managers), managers
-    # The controller's finalizer on the scale set (the double adds it as the real controller
-    # does). The chart's cleanup-protection finalizers are a recorded gap of the stand-in
-    # (tests/data/upstream-charts-0.14.2/local-chart-gaps.json: destroy deadlocked on them).
+    # The chart's cleanup-protection finalizer on what the controller needs to clean up (the
+    # destroy below shows the scale set goes first and its cleanup lifts it), and the
+    # controller's own on the scale set (the double adds it as the real controller does).
     sa = client.get(ServiceAccount, "local-linux-gha-rs-kube-mode", namespace="arc-runners")
-    assert sa.metadata and not sa.metadata.finalizers
+    assert sa.metadata and sa.metadata.finalizers == [c.CLEANUP_PROTECTION_FINALIZER]
 
     def scale_set_finalizers() -> list[str]:
         ars = client.get(AutoscalingRunnerSet, "local-linux", namespace="arc-runners")
