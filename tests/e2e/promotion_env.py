@@ -247,6 +247,25 @@ class CacheSetup:
                 names.add(self.snapshot_dataset(meta(snap)["name"]))
         return names
 
+    def provisioner_duplicates(self, datasets: set[str]) -> set[str]:
+        """Datasets of a volume the real csi-provisioner made a second time for a claim that
+        was bound, used and deleted meanwhile, and their ``<srcPV>@<clonePV>`` snapshots.
+
+        Under load its informer can still hold a claim unbound after it is bound: it then
+        provisions the same volume name again after the test deleted the claim and its first
+        volume, and its new PV is refused (the first PV, terminating, still holds the name)
+        or has no claim, so nothing ever deletes that second ZFSVolume (seen in the driver's
+        and provisioner's logs, 2026-12-01). Upstream behaviour, not the program's: such a
+        ZFSVolume is live (not being deleted) and has no PersistentVolume of its name. A
+        volume the program's deletes leave behind is being deleted, so it still counts."""
+        volumes = {
+            meta(v)["name"]
+            for v in self.kube.list("ZFSVolume", c.OPENEBS_NAMESPACE)
+            if meta(v).get("deletionTimestamp") is None
+            and self.kube.get("PersistentVolume", meta(v)["name"]) is None
+        }
+        return {d for d in datasets if d.rpartition("/")[2].rpartition("@")[2] in volumes}
+
     def wait_pool_accounted(self, before: set[str], timeout: float = 30.0) -> None:
         """Wait until every dataset the pool gained since ``before`` (``zfs list -t all``) is
         accounted for by the namespace's objects and all of those exist: nothing orphaned,
@@ -256,7 +275,8 @@ class CacheSetup:
 
         def probe() -> bool:
             actual, wanted = set(self.datasets()), self.accounted_datasets()
-            last[:] = [(actual - before - wanted, wanted - actual)]
+            orphans = actual - before - wanted - self.provisioner_duplicates(actual)
+            last[:] = [(orphans, wanted - actual)]
             return not any(last[0])
 
         try:
